@@ -1,0 +1,648 @@
+//! Configuration shared by both binaries: every setting from a flag and an environment variable.
+//!
+//! [`Settings`] is what clap parses (flags win over variables, variables over defaults); the
+//! `*_config` methods turn it into validated, typed configuration for one concern each, so a
+//! command only demands what it uses (`previewd migrate` needs no GitHub key). Every problem is a
+//! [`ConfigError`] that names the setting by its variable and flag and says what is wrong, in one
+//! line; the binaries print it and exit with code 2. Secrets are [`SecretString`] from the moment
+//! they are parsed and are never printed: `Debug` of a secret shows `[REDACTED]`.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// Process exit code for a missing or invalid setting (the conventional "usage" code).
+pub const EXIT_CONFIG: i32 = 2;
+
+/// Every setting, as parsed from flags and environment variables.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// The GitHub App's numeric id, from the App's settings page.
+    #[arg(long, env = "GITHUB_APP_ID", global = true)]
+    pub github_app_id: Option<String>,
+
+    /// Path of the GitHub App's private key (PEM). Either this or GITHUB_PRIVATE_KEY is required.
+    #[arg(long, env = "GITHUB_PRIVATE_KEY_PATH", global = true)]
+    pub github_private_key_path: Option<PathBuf>,
+
+    /// The GitHub App's private key itself (PEM text), instead of a path.
+    #[arg(long, env = "GITHUB_PRIVATE_KEY", global = true, hide_env_values = true, value_parser = secret)]
+    pub github_private_key: Option<SecretString>,
+
+    /// Secret shared with GitHub to sign webhook deliveries (X-Hub-Signature-256).
+    #[arg(long, env = "GITHUB_WEBHOOK_SECRET", global = true, hide_env_values = true, value_parser = secret)]
+    pub github_webhook_secret: Option<SecretString>,
+
+    /// GitHub REST API base URL; set it for GitHub Enterprise Server (`https://HOST/api/v3`).
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        global = true,
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+
+    /// Database URL: `sqlite://FILE?mode=rwc` (single node) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true,
+          default_value = "sqlite://previewd.db?mode=rwc", value_parser = secret)]
+    pub database_url: SecretString,
+
+    /// Redis URL for the job queues.
+    #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true,
+          default_value = "redis://127.0.0.1:6379", value_parser = secret)]
+    pub redis_url: SecretString,
+
+    /// Prefix of every Redis key previewd writes, so several installs (or tests) share a Redis.
+    #[arg(long, env = "REDIS_PREFIX", global = true, default_value = "previewd")]
+    pub redis_prefix: String,
+
+    /// Kubeconfig file for the cluster previews run in; unset: in-cluster config or ~/.kube/config.
+    #[arg(long, env = "KUBECONFIG", global = true)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// DNS domain under which previews are served: `https://<namespace>.<PREVIEW_DOMAIN>`.
+    #[arg(long, env = "PREVIEW_DOMAIN", global = true)]
+    pub preview_domain: Option<String>,
+
+    /// Address the app's HTTP server listens on (webhooks, dashboard, API, MCP, health).
+    #[arg(
+        long,
+        env = "LISTEN_ADDR",
+        global = true,
+        default_value = "127.0.0.1:3000"
+    )]
+    pub listen_addr: String,
+
+    /// URL at which people and GitHub reach the app (links in check runs and comments).
+    /// Default: `http://LISTEN_ADDR`.
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `previewd=debug,info`.
+    #[arg(long, env = "RUST_LOG", global = true, default_value = "info")]
+    pub log_filter: String,
+
+    /// Upper bound for one whole deploy (build, apply, become ready), e.g. `3m`, `90s`.
+    #[arg(long, env = "DEPLOY_TIMEOUT", global = true, default_value = "3m")]
+    pub deploy_timeout: String,
+
+    /// Upper bound for one whole cleanup (namespace deleted and gone), e.g. `5m`.
+    #[arg(long, env = "CLEANUP_TIMEOUT", global = true, default_value = "5m")]
+    pub cleanup_timeout: String,
+
+    /// Jobs one worker process runs at the same time.
+    #[arg(long, env = "WORKER_CONCURRENCY", global = true, default_value = "4")]
+    pub worker_concurrency: String,
+
+    /// Stable name of this worker (the pod name in Kubernetes): a restarted worker re-claims
+    /// the jobs it held when it died. Default: `HOSTNAME`, else `worker`.
+    #[arg(long, env = "WORKER_NAME", global = true)]
+    pub worker_name: Option<String>,
+}
+
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A setting that is missing or invalid. Displays as one line naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The environment variable (the flag is derived from it).
+    pub variable: &'static str,
+    /// What is wrong, without the value when the value is secret.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+
+    fn flag(&self) -> String {
+        format!("--{}", self.variable.to_ascii_lowercase().replace('_', "-"))
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}) {}", self.variable, self.flag(), self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The GitHub App's identity and secrets.
+#[derive(Clone)]
+pub struct GithubConfig {
+    pub app_id: u64,
+    /// The App's RSA private key in PEM form, already checked to parse.
+    pub private_key: SecretString,
+    pub webhook_secret: SecretString,
+    /// REST API base, without a trailing slash.
+    pub api_url: Url,
+}
+
+impl fmt::Debug for GithubConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GithubConfig")
+            .field("app_id", &self.app_id)
+            .field("private_key", &"[REDACTED]")
+            .field("webhook_secret", &"[REDACTED]")
+            .field("api_url", &self.api_url.as_str())
+            .finish()
+    }
+}
+
+/// Connections to the stores.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub database_url: SecretString,
+    pub redis_url: SecretString,
+    /// Prefix of every Redis key (queues included).
+    pub redis_prefix: String,
+}
+
+/// What the app's HTTP server needs beyond the stores.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen_addr: SocketAddr,
+    pub public_url: Url,
+    pub preview_domain: String,
+}
+
+/// What a worker needs beyond the stores.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub name: String,
+    pub concurrency: usize,
+    pub deploy_timeout: Duration,
+    pub cleanup_timeout: Duration,
+    pub preview_domain: String,
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Database and Redis connection settings (always valid: both have defaults).
+    pub fn store_config(&self) -> Result<StoreConfig, ConfigError> {
+        let url = self.database_url.expose_secret();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with sqlite: or postgres:// (value not shown: it may hold a password)",
+            ));
+        }
+        let redis = self.redis_url.expose_secret();
+        if !(redis.starts_with("redis://")
+            || redis.starts_with("rediss://")
+            || redis.starts_with("unix://"))
+        {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "must start with redis://, rediss:// or unix:// (value not shown: it may hold a password)",
+            ));
+        }
+        let prefix = &self.redis_prefix;
+        if prefix.is_empty()
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(ConfigError::new(
+                "REDIS_PREFIX",
+                format!("must be non-empty letters, digits, '-', '_', '.' or ':', got {prefix:?}"),
+            ));
+        }
+        Ok(StoreConfig {
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            redis_prefix: prefix.clone(),
+        })
+    }
+
+    /// The GitHub App's id, key and webhook secret; all required.
+    pub fn github_config(&self) -> Result<GithubConfig, ConfigError> {
+        let app_id = match self.github_app_id.as_deref().map(str::trim) {
+            None | Some("") => {
+                return Err(ConfigError::new(
+                    "GITHUB_APP_ID",
+                    "is required: the App's numeric id from its settings page",
+                ));
+            }
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(id) if id > 0 => id,
+                _ => {
+                    return Err(ConfigError::new(
+                        "GITHUB_APP_ID",
+                        format!("must be a positive integer, got {raw:?}"),
+                    ));
+                }
+            },
+        };
+
+        let private_key = match (&self.github_private_key, &self.github_private_key_path) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "GITHUB_PRIVATE_KEY",
+                    "and GITHUB_PRIVATE_KEY_PATH are both set: give only one",
+                ));
+            }
+            (Some(pem), None) => {
+                check_private_key(pem).map_err(|p| ConfigError::new("GITHUB_PRIVATE_KEY", p))?;
+                pem.clone()
+            }
+            (None, Some(path)) => {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(
+                        "GITHUB_PRIVATE_KEY_PATH",
+                        format!("cannot be read: {}: {e}", path.display()),
+                    )
+                })?;
+                let pem = SecretString::from(pem);
+                check_private_key(&pem).map_err(|p| {
+                    ConfigError::new(
+                        "GITHUB_PRIVATE_KEY_PATH",
+                        format!("{}: {p}", path.display()),
+                    )
+                })?;
+                pem
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "GITHUB_PRIVATE_KEY_PATH",
+                    "is required (or GITHUB_PRIVATE_KEY): the App's private key in PEM form",
+                ));
+            }
+        };
+
+        let webhook_secret = match &self.github_webhook_secret {
+            Some(s) if !s.expose_secret().is_empty() => s.clone(),
+            _ => {
+                return Err(ConfigError::new(
+                    "GITHUB_WEBHOOK_SECRET",
+                    "is required: the secret GitHub signs webhook deliveries with",
+                ));
+            }
+        };
+
+        let api_url = parse_http_url(&self.github_api_url)
+            .map_err(|p| ConfigError::new("GITHUB_API_URL", p))?;
+
+        Ok(GithubConfig {
+            app_id,
+            private_key,
+            webhook_secret,
+            api_url,
+        })
+    }
+
+    /// Listen address, public URL and preview domain for the app's HTTP server.
+    pub fn server_config(&self) -> Result<ServerConfig, ConfigError> {
+        let listen_addr: SocketAddr = self.listen_addr.parse().map_err(|_| {
+            ConfigError::new(
+                "LISTEN_ADDR",
+                format!(
+                    "must be IP:PORT such as 127.0.0.1:3000 or [::]:3000, got {:?}",
+                    self.listen_addr
+                ),
+            )
+        })?;
+        let public_url = match &self.public_url {
+            Some(raw) => parse_http_url(raw).map_err(|p| ConfigError::new("PUBLIC_URL", p))?,
+            None => Url::parse(&format!("http://{listen_addr}")).map_err(|e| {
+                ConfigError::new(
+                    "PUBLIC_URL",
+                    format!("cannot be derived from LISTEN_ADDR: {e}"),
+                )
+            })?,
+        };
+        Ok(ServerConfig {
+            listen_addr,
+            public_url,
+            preview_domain: self.preview_domain()?,
+        })
+    }
+
+    /// Worker identity, concurrency, timeouts and cluster access.
+    pub fn worker_config(&self) -> Result<WorkerConfig, ConfigError> {
+        let name = self
+            .worker_name
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| "worker".to_owned());
+        let concurrency = match self.worker_concurrency.trim().parse::<usize>() {
+            Ok(n @ 1..=256) => n,
+            _ => {
+                return Err(ConfigError::new(
+                    "WORKER_CONCURRENCY",
+                    format!(
+                        "must be an integer from 1 to 256, got {:?}",
+                        self.worker_concurrency
+                    ),
+                ));
+            }
+        };
+        let deploy_timeout = parse_duration(&self.deploy_timeout)
+            .map_err(|p| ConfigError::new("DEPLOY_TIMEOUT", p))?;
+        let cleanup_timeout = parse_duration(&self.cleanup_timeout)
+            .map_err(|p| ConfigError::new("CLEANUP_TIMEOUT", p))?;
+        if let Some(path) = &self.kubeconfig
+            && !path.is_file()
+        {
+            return Err(ConfigError::new(
+                "KUBECONFIG",
+                format!("names no readable file: {}", path.display()),
+            ));
+        }
+        Ok(WorkerConfig {
+            name,
+            concurrency,
+            deploy_timeout,
+            cleanup_timeout,
+            preview_domain: self.preview_domain()?,
+            kubeconfig: self.kubeconfig.clone(),
+        })
+    }
+
+    fn preview_domain(&self) -> Result<String, ConfigError> {
+        let raw = self
+            .preview_domain
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default();
+        if raw.is_empty() {
+            return Err(ConfigError::new(
+                "PREVIEW_DOMAIN",
+                "is required: the wildcard DNS domain previews are served under, e.g. preview.example.com",
+            ));
+        }
+        let domain = raw.trim_end_matches('.').to_ascii_lowercase();
+        if !is_dns_name(&domain) {
+            return Err(ConfigError::new(
+                "PREVIEW_DOMAIN",
+                format!("must be a DNS name such as preview.example.com, got {raw:?}"),
+            ));
+        }
+        Ok(domain)
+    }
+}
+
+/// Checks that `pem` holds an RSA private key the App JWT can be signed with.
+fn check_private_key(pem: &SecretString) -> Result<(), String> {
+    let text = pem.expose_secret();
+    if !text.contains("-----BEGIN") {
+        return Err("is not PEM: expected a -----BEGIN RSA PRIVATE KEY----- block".to_owned());
+    }
+    jsonwebtoken::EncodingKey::from_rsa_pem(text.as_bytes())
+        .map(|_| ())
+        .map_err(|_| "is not a valid RSA private key in PEM form".to_owned())
+}
+
+fn parse_http_url(raw: &str) -> Result<Url, String> {
+    let url =
+        Url::parse(raw.trim()).map_err(|e| format!("must be an absolute URL: {e}, got {raw:?}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "must be an http:// or https:// URL with a host, got {raw:?}"
+        ));
+    }
+    Ok(url)
+}
+
+/// True for a lowercase DNS name: dot-separated labels of letters, digits and inner hyphens.
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Parses a duration such as `90s`, `3m`, `1h30m`, `72h`, `2d`, or bare seconds (`180`).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let text = raw.trim();
+    let bad = || format!("must be a duration such as 90s, 3m, 1h30m or 2d, got {raw:?}");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    #[command(args_override_self = true)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    /// Parses flags only: the environment of the test process must not leak in, so every
+    /// variable-backed setting is given as a flag or left to its default.
+    fn parse(args: &[&str]) -> Settings {
+        let mut argv = vec!["previewd"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("flags parse").settings
+    }
+
+    const KEY: &str = include_str!("../../tests/fixtures/app-key.pem");
+
+    fn full() -> Vec<String> {
+        vec![
+            "--github-app-id=42".into(),
+            format!("--github-private-key={KEY}"),
+            "--github-webhook-secret=s3cret".into(),
+            "--preview-domain=preview.example.com".into(),
+        ]
+    }
+
+    fn with(extra: &[&str]) -> Settings {
+        let mut args = full();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        parse(&refs)
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("72h"), Ok(Duration::from_secs(259_200)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("180"), Ok(Duration::from_secs(180)));
+        for bad in [
+            "",
+            "m",
+            "3x",
+            "1.5h",
+            "0s",
+            "-3m",
+            "3m5",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn complete_settings_validate() {
+        let s = with(&[]);
+        let gh = s.github_config().expect("valid");
+        assert_eq!(gh.app_id, 42);
+        assert_eq!(gh.api_url.as_str(), "https://api.github.com/");
+        let server = s.server_config().expect("valid");
+        assert_eq!(server.listen_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(server.public_url.as_str(), "http://127.0.0.1:3000/");
+        assert_eq!(server.preview_domain, "preview.example.com");
+        let worker = s.worker_config().expect("valid");
+        assert_eq!(worker.deploy_timeout, Duration::from_secs(180));
+        assert_eq!(worker.cleanup_timeout, Duration::from_secs(300));
+        let store = s.store_config().expect("valid");
+        assert_eq!(store.redis_prefix, "previewd");
+    }
+
+    #[test]
+    fn enterprise_server_api_url_is_kept() {
+        let s = with(&["--github-api-url=https://ghe.acme.internal/api/v3"]);
+        assert_eq!(
+            s.github_config().expect("valid").api_url.as_str(),
+            "https://ghe.acme.internal/api/v3"
+        );
+    }
+
+    #[test]
+    fn missing_app_id_is_named() {
+        let s = parse(&[
+            "--github-webhook-secret=x",
+            "--preview-domain=p.example.com",
+        ]);
+        let err = s.github_config().expect_err("missing id");
+        assert_eq!(err.variable, "GITHUB_APP_ID");
+        assert!(
+            err.to_string()
+                .starts_with("GITHUB_APP_ID (--github-app-id) is required")
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        type Check = fn(&Settings) -> Result<(), ConfigError>;
+        let cases: &[(&[&str], &str, Check)] = &[
+            (&["--github-app-id=abc"], "GITHUB_APP_ID", |s| {
+                s.github_config().map(drop)
+            }),
+            (
+                &["--github-private-key=not a key"],
+                "GITHUB_PRIVATE_KEY",
+                |s| s.github_config().map(drop),
+            ),
+            (&["--github-api-url=ftp://x"], "GITHUB_API_URL", |s| {
+                s.github_config().map(drop)
+            }),
+            (&["--listen-addr=localhost"], "LISTEN_ADDR", |s| {
+                s.server_config().map(drop)
+            }),
+            (&["--preview-domain=Not A Domain"], "PREVIEW_DOMAIN", |s| {
+                s.server_config().map(drop)
+            }),
+            (&["--deploy-timeout=soon"], "DEPLOY_TIMEOUT", |s| {
+                s.worker_config().map(drop)
+            }),
+            (&["--worker-concurrency=0"], "WORKER_CONCURRENCY", |s| {
+                s.worker_config().map(drop)
+            }),
+            (&["--database-url=mysql://x"], "DATABASE_URL", |s| {
+                s.store_config().map(drop)
+            }),
+            (&["--redis-prefix=a b"], "REDIS_PREFIX", |s| {
+                s.store_config().map(drop)
+            }),
+        ];
+        for (args, variable, check) in cases {
+            // Later flags win, so each case overrides one valid setting.
+            let s = with(args);
+            let err = check(&s).expect_err(variable);
+            assert_eq!(&err.variable, variable, "{args:?}: {err}");
+            assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn both_key_sources_is_an_error() {
+        let s = with(&["--github-private-key-path=/nonexistent.pem"]);
+        let err = s.github_config().expect_err("two keys");
+        assert!(err.to_string().contains("both set"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_errors() {
+        let s = with(&[
+            "--database-url=postgres://u:hunter2@db/x",
+            "--redis-url=redis://:pw123@r",
+        ]);
+        let debug = format!("{s:?} {:?} {:?}", s.github_config(), s.store_config());
+        for secret in ["s3cret", "hunter2", "pw123", "PRIVATE KEY"] {
+            assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+        }
+        let bad = with(&["--database-url=mysql://u:hunter2@db/x"]);
+        let err = bad.store_config().expect_err("bad scheme").to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

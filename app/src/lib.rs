@@ -1,0 +1,15 @@
+//! previewd's app library: everything both binaries share.
+//!
+//! The `previewd` binary (this crate's `main.rs`) serves webhooks, the dashboard, the REST API
+//! and MCP; the `previewd-worker` binary runs jobs. Both start the same way — parse
+//! [`config::Settings`], set up [`telemetry`], open the [`store::Stores`] (migrating the
+//! database) — and then diverge. The module map and the rules of the house are in
+//! `ARCHITECTURE.md`.
+
+pub mod cli;
+pub mod config;
+pub mod jobs;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod web;

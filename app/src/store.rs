@@ -1,0 +1,133 @@
+//! The two stores: the database (source of truth, via sea-orm) and Redis (carries work).
+//!
+//! [`Stores::open`] connects to both and applies every pending migration, so either binary can
+//! start on an empty database. The database must be reachable at start-up (nothing works
+//! without it); Redis is connected lazily and reconnects on its own, so the app can start and
+//! report itself unready (`/readyz`) while Redis is down, rather than crash-looping.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use previewd_migration::{Migrator, MigratorTrait};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use secrecy::ExposeSecret;
+
+use crate::config::StoreConfig;
+
+/// Time allowed for one health probe of a store.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Open connections to the database and Redis.
+#[derive(Clone)]
+pub struct Stores {
+    pub db: DatabaseConnection,
+    pub redis: ConnectionManager,
+    /// Prefix of every Redis key previewd writes.
+    pub redis_prefix: String,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("db", &self.db.get_database_backend())
+            .field("redis_prefix", &self.redis_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Connects to the database (migrating it) and sets up the Redis connection.
+    pub async fn open(config: &StoreConfig) -> anyhow::Result<Self> {
+        let db = connect_database(config).await?;
+        migrate(&db).await?;
+        let redis = connect_redis(config)?;
+        Ok(Self {
+            db,
+            redis,
+            redis_prefix: config.redis_prefix.clone(),
+        })
+    }
+
+    /// Checks the database answers; the error says why not.
+    pub async fn check_database(&self) -> Result<(), String> {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.db.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("database unreachable: {e}")),
+            Err(_) => Err(format!("database did not answer within {PROBE_TIMEOUT:?}")),
+        }
+    }
+
+    /// Checks Redis answers PING; the error says why not.
+    pub async fn check_redis(&self) -> Result<(), String> {
+        let mut conn = self.redis.clone();
+        let ping = async move { redis::cmd("PING").query_async::<String>(&mut conn).await };
+        match tokio::time::timeout(PROBE_TIMEOUT, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("redis unreachable: {}", describe_redis_error(&e))),
+            Err(_) => Err(format!("redis did not answer within {PROBE_TIMEOUT:?}")),
+        }
+    }
+}
+
+/// A Redis error without any detail that could echo the URL back.
+fn describe_redis_error(e: &redis::RedisError) -> String {
+    if e.is_connection_refusal() {
+        "connection refused".to_owned()
+    } else if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connection_dropped() {
+        "connection dropped".to_owned()
+    } else {
+        format!("{:?}", e.kind())
+    }
+}
+
+/// Opens the database named by `DATABASE_URL` (a SQLite file is created when missing).
+pub async fn connect_database(config: &StoreConfig) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(config.database_url.expose_secret().to_owned());
+    options
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", redact_db_error(&e.to_string(), config)))
+        .context("cannot connect to the database (DATABASE_URL)")
+}
+
+/// Applies every pending migration; a no-op on an up-to-date database.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .context("cannot apply database migrations")
+}
+
+/// Connects to the database and applies pending migrations: the `migrate` command of both
+/// binaries.
+pub async fn migrate_database(config: &StoreConfig) -> anyhow::Result<()> {
+    let db = connect_database(config).await?;
+    migrate(&db).await?;
+    tracing::info!("database migrations applied");
+    Ok(())
+}
+
+/// Sets up a Redis connection that connects on first use and reconnects on its own.
+pub fn connect_redis(config: &StoreConfig) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(config.redis_url.expose_secret())
+        .map_err(|e| anyhow::anyhow!("{}", describe_redis_error(&e)))
+        .context("invalid REDIS_URL")?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, manager_config)
+        .map_err(|e| anyhow::anyhow!("{}", describe_redis_error(&e)))
+        .context("cannot set up the Redis connection")
+}
+
+/// Removes the database URL (which may hold a password) from a driver error message.
+fn redact_db_error(message: &str, config: &StoreConfig) -> String {
+    message.replace(config.database_url.expose_secret(), "[DATABASE_URL]")
+}
