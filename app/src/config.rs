@@ -104,6 +104,76 @@ pub struct Settings {
     /// the jobs it held when it died. Default: `HOSTNAME`, else `worker`.
     #[arg(long, env = "WORKER_NAME", global = true)]
     pub worker_name: Option<String>,
+
+    /// Registry previews' images are built into (`<registry>/<owner>/<repo>:<sha>`); unset:
+    /// repositories must name a ready-made `image:`.
+    #[arg(long, env = "PREVIEW_REGISTRY", global = true)]
+    pub preview_registry: Option<String>,
+
+    /// Push to PREVIEW_REGISTRY over plain HTTP (a registry inside the cluster).
+    #[arg(
+        long,
+        env = "REGISTRY_INSECURE",
+        global = true,
+        default_value = "false"
+    )]
+    pub registry_insecure: String,
+
+    /// Image of the in-cluster builder (rootless BuildKit).
+    #[arg(
+        long,
+        env = "BUILDER_IMAGE",
+        global = true,
+        default_value = "moby/buildkit:v0.26.2-rootless"
+    )]
+    pub builder_image: String,
+
+    /// The `helm` binary that renders repositories' charts.
+    #[arg(long, env = "HELM_BIN", global = true, default_value = "helm")]
+    pub helm_bin: PathBuf,
+
+    /// Namespace of the ingress controller (the only source of traffic into previews).
+    #[arg(
+        long,
+        env = "INGRESS_NAMESPACE",
+        global = true,
+        default_value = "ingress-nginx"
+    )]
+    pub ingress_namespace: String,
+
+    /// IngressClass of previews' Ingresses; unset: the cluster's default class.
+    #[arg(long, env = "INGRESS_CLASS", global = true)]
+    pub ingress_class: Option<String>,
+
+    /// Secret (in each preview namespace's ingress) holding the wildcard certificate; unset: the
+    /// ingress controller's default certificate.
+    #[arg(long, env = "PREVIEW_TLS_SECRET", global = true)]
+    pub preview_tls_secret: Option<String>,
+
+    /// CPU of a preview when its repository does not say (also its namespace quota).
+    #[arg(long, env = "PREVIEW_CPU", global = true, default_value = "500m")]
+    pub preview_cpu: String,
+
+    /// Memory of a preview when its repository does not say (also its namespace quota).
+    #[arg(long, env = "PREVIEW_MEMORY", global = true, default_value = "512Mi")]
+    pub preview_memory: String,
+
+    /// Most CPU a repository may ask for in `.github/preview.yml`.
+    #[arg(long, env = "PREVIEW_MAX_CPU", global = true, default_value = "2")]
+    pub preview_max_cpu: String,
+
+    /// Most memory a repository may ask for in `.github/preview.yml`.
+    #[arg(long, env = "PREVIEW_MAX_MEMORY", global = true, default_value = "2Gi")]
+    pub preview_max_memory: String,
+
+    /// Idle time after which a preview is removed, unless its repository says otherwise.
+    #[arg(long, env = "PREVIEW_TTL", global = true, default_value = "72h")]
+    pub preview_ttl: String,
+
+    /// Also probe each preview's public URL before calling it ready (needs the preview domain to
+    /// resolve from the worker).
+    #[arg(long, env = "PROBE_URLS", global = true, default_value = "false")]
+    pub probe_urls: String,
 }
 
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -197,6 +267,17 @@ pub struct WorkerConfig {
     pub cleanup_timeout: Duration,
     pub preview_domain: String,
     pub kubeconfig: Option<PathBuf>,
+    pub registry: Option<String>,
+    pub registry_insecure: bool,
+    pub builder_image: String,
+    pub helm_bin: PathBuf,
+    pub ingress_namespace: String,
+    pub ingress_class: Option<String>,
+    pub tls_secret: Option<String>,
+    /// Defaults and maximums of repositories' resource requests.
+    pub limits: crate::previews::repo_config::Limits,
+    pub ttl: Duration,
+    pub probe_urls: bool,
 }
 
 impl Settings {
@@ -375,6 +456,61 @@ impl Settings {
                 format!("names no readable file: {}", path.display()),
             ));
         }
+        use crate::previews::repo_config::{Limits, Quantity};
+        let cpu = |variable: &'static str, raw: &str| {
+            Quantity::cpu(raw).map_err(|p| ConfigError::new(variable, p))
+        };
+        let memory = |variable: &'static str, raw: &str| {
+            Quantity::memory(raw).map_err(|p| ConfigError::new(variable, p))
+        };
+        let limits = Limits {
+            default_cpu: cpu("PREVIEW_CPU", &self.preview_cpu)?,
+            default_memory: memory("PREVIEW_MEMORY", &self.preview_memory)?,
+            max_cpu: cpu("PREVIEW_MAX_CPU", &self.preview_max_cpu)?,
+            max_memory: memory("PREVIEW_MAX_MEMORY", &self.preview_max_memory)?,
+        };
+        if limits.default_cpu.value > limits.max_cpu.value {
+            return Err(ConfigError::new(
+                "PREVIEW_CPU",
+                "must not be above PREVIEW_MAX_CPU",
+            ));
+        }
+        if limits.default_memory.value > limits.max_memory.value {
+            return Err(ConfigError::new(
+                "PREVIEW_MEMORY",
+                "must not be above PREVIEW_MAX_MEMORY",
+            ));
+        }
+        let registry = match self.preview_registry.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(r)
+                if r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-_:/".contains(c))
+                    && !r.ends_with('/') =>
+            {
+                Some(r.to_owned())
+            }
+            Some(r) => {
+                return Err(ConfigError::new(
+                    "PREVIEW_REGISTRY",
+                    format!(
+                        "must be a registry host[/path] such as registry.example.com/previews, got {r:?}"
+                    ),
+                ));
+            }
+        };
+        let namespace_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 63
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        if !namespace_ok(&self.ingress_namespace) {
+            return Err(ConfigError::new(
+                "INGRESS_NAMESPACE",
+                format!("must be a namespace name, got {:?}", self.ingress_namespace),
+            ));
+        }
         Ok(WorkerConfig {
             name,
             concurrency,
@@ -382,6 +518,20 @@ impl Settings {
             cleanup_timeout,
             preview_domain: self.preview_domain()?,
             kubeconfig: self.kubeconfig.clone(),
+            registry,
+            registry_insecure: parse_bool("REGISTRY_INSECURE", &self.registry_insecure)?,
+            builder_image: self.builder_image.trim().to_owned(),
+            helm_bin: self.helm_bin.clone(),
+            ingress_namespace: self.ingress_namespace.clone(),
+            ingress_class: self.ingress_class.clone().filter(|c| !c.trim().is_empty()),
+            tls_secret: self
+                .preview_tls_secret
+                .clone()
+                .filter(|c| !c.trim().is_empty()),
+            limits,
+            ttl: parse_duration(&self.preview_ttl)
+                .map_err(|p| ConfigError::new("PREVIEW_TTL", p))?,
+            probe_urls: parse_bool("PROBE_URLS", &self.probe_urls)?,
         })
     }
 
@@ -405,6 +555,17 @@ impl Settings {
             ));
         }
         Ok(domain)
+    }
+}
+
+fn parse_bool(variable: &'static str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::new(
+            variable,
+            format!("must be true or false, got {raw:?}"),
+        )),
     }
 }
 

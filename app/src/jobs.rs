@@ -1,17 +1,50 @@
-//! The jobs contract between the app (which enqueues) and the worker (which runs): queue names
-//! and the Redis queue configuration both sides must agree on.
+//! The jobs contract between the app (which enqueues) and the worker (which runs): payloads,
+//! queue names, the Redis queue configuration both sides must agree on, and the wake-up path.
 //!
 //! Each queue lives under the install's `REDIS_PREFIX`, so several installs or tests can share
-//! one Redis. Heartbeats are short: apalis-redis re-queues the jobs of a worker that missed
+//! one Redis. Payloads carry ids only; the database says what the job is about, so a job that
+//! outlives its purpose (a newer commit, a closed pull request) notices when it starts.
+//!
+//! **Wake-up.** apalis-redis workers fetch when polled. Rather than poll often, every enqueue is
+//! followed by a `PUBLISH` on the queue's wake channel; workers subscribe and fetch at once, with
+//! a slow interval as the fallback for a missed message.
+//!
+//! Heartbeats are short: apalis-redis re-queues the jobs of a worker that missed
 //! `MISSED_HEARTBEATS` in a row, so a killed worker's job runs again within seconds, not minutes.
 
 use std::time::Duration;
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_redis::RedisStorage;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
 
 /// How often a worker tells Redis it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Heartbeats a worker may miss before its in-flight jobs are given to another worker.
 pub const MISSED_HEARTBEATS: usize = 5;
+
+/// How often an idle worker looks for work when no wake-up arrives.
+pub const FALLBACK_POLL: Duration = Duration::from_secs(1);
+
+/// Deploy one attempt (a row of `deploy_attempts`: preview, sha, attempt number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployJob {
+    pub attempt_id: i64,
+    /// Someone asked to approve this commit of an untrusted pull request; the worker checks
+    /// that they have write permission before treating it as approved.
+    #[serde(default)]
+    pub approved_by: Option<String>,
+}
+
+/// Remove a preview's environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupJob {
+    pub preview_id: i64,
+    /// Why, in words for the sticky comment ("the pull request was closed").
+    pub reason: String,
+}
 
 /// The queues previewd uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +72,95 @@ impl Queue {
         format!("{prefix}:queue:{}", self.name())
     }
 
+    /// The pub/sub channel that wakes the queue's workers.
+    pub fn wake_channel(self, prefix: &str) -> String {
+        format!("{prefix}:wake:{}", self.name())
+    }
+
     /// apalis-redis configuration of the queue under `prefix`.
     pub fn redis_config(self, prefix: &str) -> apalis_redis::Config {
         apalis_redis::Config::default()
             .queue(self.key(prefix))
             .heartbeat_interval(HEARTBEAT_INTERVAL)
             .missed_heartbeats(MISSED_HEARTBEATS)
+    }
+}
+
+/// Enqueues jobs; cheap to clone.
+#[derive(Clone)]
+pub struct Queues {
+    prefix: String,
+    redis: ConnectionManager,
+    deploy: RedisStorage<DeployJob>,
+    cleanup: RedisStorage<CleanupJob>,
+}
+
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queues")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A job could not be enqueued (Redis unreachable or refusing).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot enqueue {queue} job: {message}")]
+pub struct EnqueueError {
+    pub queue: &'static str,
+    pub message: String,
+}
+
+impl Queues {
+    /// Queues under `prefix` on the given Redis connection.
+    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            deploy: RedisStorage::new(redis.clone())
+                .with_config(Queue::Deploy.redis_config(prefix)),
+            cleanup: RedisStorage::new(redis.clone())
+                .with_config(Queue::Cleanup.redis_config(prefix)),
+            redis,
+        }
+    }
+
+    /// Enqueues a deploy; the attempt id makes it idempotent (a retried enqueue is dropped).
+    pub async fn deploy(&self, job: DeployJob) -> Result<(), EnqueueError> {
+        let key = format!("attempt-{}", job.attempt_id);
+        let mut storage = self.deploy.clone();
+        storage
+            .push_task(TaskBuilder::new(job).idempotency_key(key).build())
+            .await
+            .map_err(|e| EnqueueError {
+                queue: "deploy",
+                message: e.to_string(),
+            })?;
+        self.wake(Queue::Deploy).await;
+        Ok(())
+    }
+
+    /// Enqueues a cleanup.
+    pub async fn cleanup(&self, job: CleanupJob) -> Result<(), EnqueueError> {
+        let mut storage = self.cleanup.clone();
+        storage.push(job).await.map_err(|e| EnqueueError {
+            queue: "cleanup",
+            message: e.to_string(),
+        })?;
+        self.wake(Queue::Cleanup).await;
+        Ok(())
+    }
+
+    /// Tells idle workers of `queue` to fetch now. Best effort: the fallback poll covers a miss.
+    async fn wake(&self, queue: Queue) {
+        let mut conn = self.redis.clone();
+        let published = redis::cmd("PUBLISH")
+            .arg(queue.wake_channel(&self.prefix))
+            .arg(1)
+            .query_async::<i64>(&mut conn)
+            .await;
+        if let Err(e) = published {
+            tracing::debug!(error = %e, queue = queue.name(), "wake-up not published; workers will poll");
+        }
     }
 }
 
@@ -56,10 +172,24 @@ mod tests {
     fn queues_are_namespaced_by_prefix() {
         assert_eq!(Queue::Deploy.key("previewd"), "previewd:queue:deploy");
         assert_eq!(Queue::Cleanup.key("t-1"), "t-1:queue:cleanup");
+        assert_eq!(Queue::Deploy.wake_channel("p"), "p:wake:deploy");
         let config = Queue::Deploy.redis_config("p");
         assert_eq!(
             config.orphaned_duration(),
             HEARTBEAT_INTERVAL * MISSED_HEARTBEATS as u32
         );
+    }
+
+    #[test]
+    fn payloads_are_stable_json() {
+        let job = DeployJob {
+            attempt_id: 7,
+            approved_by: None,
+        };
+        let text = serde_json::to_string(&job).expect("json");
+        assert_eq!(text, r#"{"attempt_id":7,"approved_by":null}"#);
+        let old: DeployJob =
+            serde_json::from_str(r#"{"attempt_id":7}"#).expect("older payloads still read");
+        assert_eq!(old, job);
     }
 }

@@ -7,8 +7,13 @@
 //! `ARCHITECTURE.md`.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
+pub mod github;
 pub mod jobs;
+pub mod previews;
+pub mod reporter;
+pub mod sanitize;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -1,8 +1,6 @@
 //! The `previewd` binary: the app process (webhooks, dashboard, API, MCP, health), and the
 //! `migrate` command that applies database migrations and exits.
 
-use std::sync::Arc;
-
 use clap::{Parser, Subcommand};
 use previewd::{
     cli,
@@ -44,9 +42,9 @@ async fn main() {
         Command::Migrate => store::migrate_database(&store_config).await,
         Command::Serve => {
             // Validate everything the server will need before touching any store.
-            cli::require(PROGRAM, settings.github_config());
+            let github = cli::require(PROGRAM, settings.github_config());
             let server = cli::require(PROGRAM, settings.server_config());
-            serve(&store_config, server).await
+            serve(&store_config, github, server).await
         }
     };
     if let Err(e) = result {
@@ -57,15 +55,13 @@ async fn main() {
 
 async fn serve(
     config: &previewd::config::StoreConfig,
+    github: previewd::config::GithubConfig,
     server: previewd::config::ServerConfig,
 ) -> anyhow::Result<()> {
     let listener = web::bind(server.listen_addr).await?;
     let stores = store::Stores::open(config).await?;
     let addr = listener.local_addr()?;
-    let state = AppState {
-        stores,
-        server: Arc::new(server),
-    };
+    let state = AppState::new(stores, &github, server)?;
     tracing::info!(%addr, "previewd listening");
     web::serve(listener, web::router(state), shutdown::signal()).await?;
     tracing::info!("previewd stopped");

@@ -23,6 +23,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Stores {
     pub db: DatabaseConnection,
     pub redis: ConnectionManager,
+    /// For subscriptions (pub/sub needs a connection of its own).
+    pub redis_client: redis::Client,
     /// Prefix of every Redis key previewd writes.
     pub redis_prefix: String,
 }
@@ -41,10 +43,11 @@ impl Stores {
     pub async fn open(config: &StoreConfig) -> anyhow::Result<Self> {
         let db = connect_database(config).await?;
         migrate(&db).await?;
-        let redis = connect_redis(config)?;
+        let (redis_client, redis) = connect_redis(config)?;
         Ok(Self {
             db,
             redis,
+            redis_client,
             redis_prefix: config.redis_prefix.clone(),
         })
     }
@@ -113,7 +116,7 @@ pub async fn migrate_database(config: &StoreConfig) -> anyhow::Result<()> {
 }
 
 /// Sets up a Redis connection that connects on first use and reconnects on its own.
-pub fn connect_redis(config: &StoreConfig) -> anyhow::Result<ConnectionManager> {
+pub fn connect_redis(config: &StoreConfig) -> anyhow::Result<(redis::Client, ConnectionManager)> {
     let client = redis::Client::open(config.redis_url.expose_secret())
         .map_err(|e| anyhow::anyhow!("{}", describe_redis_error(&e)))
         .context("invalid REDIS_URL")?;
@@ -122,9 +125,10 @@ pub fn connect_redis(config: &StoreConfig) -> anyhow::Result<ConnectionManager> 
         .set_response_timeout(Some(Duration::from_secs(5)))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, manager_config)
+    let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
         .map_err(|e| anyhow::anyhow!("{}", describe_redis_error(&e)))
-        .context("cannot set up the Redis connection")
+        .context("cannot set up the Redis connection")?;
+    Ok((client, manager))
 }
 
 /// Removes the database URL (which may hold a password) from a driver error message.

@@ -6,7 +6,10 @@
 //! waits: on a condition, with a deadline, never on a bare sleep.
 
 pub mod db;
+pub mod github;
+pub mod kube;
 pub mod process;
+pub mod scenario;
 pub mod wait;
 
 /// Redis URL of the machine's Redis (override with `TEST_REDIS_URL`).

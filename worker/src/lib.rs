@@ -1,15 +1,36 @@
 //! previewd's worker: runs the jobs the app enqueues (DESIGN.md §2), under the retry, timeout
 //! and concurrency policies of the jobs they belong to.
 //!
-//! [`Worker::run`] registers every job queue with an apalis [`Monitor`] and runs until the
-//! shutdown signal; on shutdown, jobs in flight finish (up to [`SHUTDOWN_GRACE`]) and jobs fetched
-//! but not started go back to their queue. The job set grows with the deploy and lifecycle work;
-//! each job registers itself in [`register_jobs`].
+//! [`Worker::run`] registers a worker per queue with an apalis [`Monitor`] and runs until the
+//! shutdown signal; on shutdown, jobs in flight finish (up to [`SHUTDOWN_GRACE`]) and jobs
+//! fetched but not started go back to their queue. Each queue's backend is woken by the app's
+//! `PUBLISH` after an enqueue ([`wake`]), so a job starts within milliseconds of its webhook.
+//!
+//! - [`deploy`]: the deploy job; [`cleanup`]: the cleanup job.
+//! - [`lock`]: one job per preview at a time.
+//! - [`context`]: what jobs share.
 
-use std::time::Duration;
+pub mod cleanup;
+pub mod context;
+pub mod deploy;
+pub mod lock;
+pub mod wake;
 
-use apalis::prelude::Monitor;
-use previewd::{config::WorkerConfig, store::Stores};
+use std::{sync::Arc, time::Duration};
+
+use apalis::prelude::*;
+use apalis_redis::RedisStorage;
+use previewd::{
+    cluster::Cluster,
+    config::{GithubConfig, WorkerConfig},
+    github::GitHub,
+    jobs::{CleanupJob, DeployJob, Queue},
+    reporter::Reporter,
+    store::Stores,
+};
+use url::Url;
+
+use crate::context::JobContext;
 
 /// How long in-flight jobs may take to finish once shutdown is asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -19,16 +40,114 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct Worker {
     pub config: WorkerConfig,
     pub stores: Stores,
+    pub github: GitHub,
+    pub cluster: Cluster,
+    /// GitHub's API URL (for clone URLs).
+    pub github_api: Url,
+    /// The app's public URL (links in check runs and comments).
+    pub public_url: Url,
+    /// First pause between tries of an attempt.
+    pub retry_backoff: Duration,
 }
 
 impl Worker {
-    /// Runs every registered job queue until `shutdown` resolves.
+    /// Connects to GitHub and the cluster as configured.
+    pub async fn connect(
+        config: WorkerConfig,
+        stores: Stores,
+        github: &GithubConfig,
+        public_url: Url,
+    ) -> anyhow::Result<Self> {
+        let client = GitHub::new(github).map_err(anyhow::Error::msg)?;
+        let cluster = Cluster::connect(config.kubeconfig.as_deref()).await?;
+        Ok(Self {
+            config,
+            stores,
+            github: client,
+            cluster,
+            github_api: github.api_url.clone(),
+            public_url,
+            retry_backoff: Duration::from_secs(2),
+        })
+    }
+
+    fn context(&self) -> Arc<JobContext> {
+        Arc::new(JobContext {
+            db: self.stores.db.clone(),
+            redis: self.stores.redis.clone(),
+            prefix: self.stores.redis_prefix.clone(),
+            github: self.github.clone(),
+            reporter: Reporter {
+                db: self.stores.db.clone(),
+                github: self.github.clone(),
+                public_url: self.public_url.clone(),
+            },
+            cluster: self.cluster.clone(),
+            config: self.config.clone(),
+            git_web: context::git_web_url(&self.github_api),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            retry_backoff: self.retry_backoff,
+        })
+    }
+
+    /// Runs every job queue until `shutdown` resolves.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let monitor = register_jobs(Monitor::new().shutdown_timeout(SHUTDOWN_GRACE), &self);
-        tracing::info!(worker = %self.config.name, concurrency = self.config.concurrency, "worker running");
+        let ctx = self.context();
+        let prefix = self.stores.redis_prefix.clone();
+        let name = self.config.name.clone();
+        let concurrency = self.config.concurrency;
+        // A backstop: the deploy job bounds each try itself.
+        let deploy_limit =
+            self.config.deploy_timeout * deploy::MAX_TRIES + Duration::from_secs(120);
+        let cleanup_limit = self.config.cleanup_timeout + Duration::from_secs(60);
+
+        let deploy_storage = RedisStorage::<DeployJob>::new(self.stores.redis.clone())
+            .with_config(Queue::Deploy.redis_config(&prefix));
+        let cleanup_storage = RedisStorage::<CleanupJob>::new(self.stores.redis.clone())
+            .with_config(Queue::Cleanup.redis_config(&prefix));
+        let client = self.stores.redis_client.clone();
+
+        let monitor = Monitor::new()
+            .shutdown_timeout(SHUTDOWN_GRACE)
+            .register({
+                let (ctx, name, prefix, client) =
+                    (ctx.clone(), name.clone(), prefix.clone(), client.clone());
+                move |_| {
+                    WorkerBuilder::new(format!("{name}-deploy"))
+                        .backend(deploy_storage.clone().poll_with_stream(wake::wake_stream(
+                            client.clone(),
+                            &prefix,
+                            Queue::Deploy,
+                        )))
+                        .data(ctx.clone())
+                        .concurrency(concurrency)
+                        .timeout(deploy_limit)
+                        .build(deploy::deploy_job)
+                }
+            })
+            .register({
+                let (ctx, name, prefix, client) =
+                    (ctx.clone(), name.clone(), prefix.clone(), client.clone());
+                move |_| {
+                    WorkerBuilder::new(format!("{name}-cleanup"))
+                        .backend(cleanup_storage.clone().poll_with_stream(wake::wake_stream(
+                            client.clone(),
+                            &prefix,
+                            Queue::Cleanup,
+                        )))
+                        .data(ctx.clone())
+                        .concurrency(concurrency)
+                        .timeout(cleanup_limit)
+                        .build(cleanup::cleanup_job)
+                }
+            });
+        tracing::info!(worker = %self.config.name, concurrency, "worker running");
         monitor
             .run_with_signal(async move {
                 shutdown.await;
@@ -38,9 +157,4 @@ impl Worker {
         tracing::info!(worker = %self.config.name, "worker stopped");
         Ok(())
     }
-}
-
-/// Registers a worker for every job queue with `monitor`. No job is defined yet.
-fn register_jobs(monitor: Monitor, _worker: &Worker) -> Monitor {
-    monitor
 }

@@ -37,9 +37,10 @@ async fn main() {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Migrate => store::migrate_database(&store_config).await,
         Command::Run => {
-            cli::require(PROGRAM, settings.github_config());
+            let github = cli::require(PROGRAM, settings.github_config());
             let config = cli::require(PROGRAM, settings.worker_config());
-            run(&store_config, config).await
+            let server = cli::require(PROGRAM, settings.server_config());
+            run(&store_config, &github, config, server.public_url).await
         }
     };
     if let Err(e) = result {
@@ -50,11 +51,16 @@ async fn main() {
 
 async fn run(
     store_config: &previewd::config::StoreConfig,
+    github: &previewd::config::GithubConfig,
     config: previewd::config::WorkerConfig,
+    public_url: url::Url,
 ) -> anyhow::Result<()> {
     let stores = store::Stores::open(store_config).await?;
     // Unlike the app, a worker without Redis has nothing to do: fail loudly so the
     // orchestrator restarts it, rather than sit idle looking healthy.
     stores.check_redis().await.map_err(anyhow::Error::msg)?;
-    Worker { config, stores }.run(shutdown::signal()).await
+    Worker::connect(config, stores, github, public_url)
+        .await?
+        .run(shutdown::signal())
+        .await
 }

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use previewd_tests::process::{Running, configured, run_to_end, sqlite_path};
+use previewd_tests::{
+    kube::{KubeSim, KubeSimOptions},
+    process::{Running, configured, run_to_end, sqlite_path},
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_previewd-worker");
 
@@ -33,11 +36,15 @@ fn configuration_errors_are_named() {
     }
 }
 
-#[test]
-fn runs_until_sigterm() {
+#[tokio::test]
+async fn runs_until_sigterm() {
+    // The worker connects to its cluster at start: give it the simulated one.
+    let kube = KubeSim::start(KubeSimOptions::default()).await.expect("kube simulator");
     for signal in ["TERM", "INT"] {
         let db = sqlite_path();
-        let mut worker = Running::start(configured(BIN, &db));
+        let mut cmd = configured(BIN, &db);
+        cmd.env("KUBECONFIG", kube.kubeconfig_path());
+        let mut worker = Running::start(cmd);
         worker.wait_for_line("worker running", Duration::from_secs(30));
         worker.signal(signal);
         worker.wait_for_line("worker stopped", Duration::from_secs(30));

@@ -2,26 +2,56 @@
 //! [`serve`] runs it until the shutdown signal, finishing in-flight requests.
 
 mod health;
+mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use axum::Router;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use crate::{config::ServerConfig, store::Stores};
+pub use webhooks::MAX_BODY;
+
+use crate::{config::ServerConfig, jobs::Queues, reporter::Reporter, store::Stores};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub stores: Stores,
     pub server: Arc<ServerConfig>,
+    pub webhook_secret: Arc<SecretString>,
+    pub queues: Queues,
+    pub reporter: Reporter,
+}
+
+impl AppState {
+    /// The state of an app serving `server` with the App of `github`, on `stores`.
+    pub fn new(
+        stores: Stores,
+        github: &crate::config::GithubConfig,
+        server: ServerConfig,
+    ) -> anyhow::Result<Self> {
+        let client = crate::github::GitHub::new(github).map_err(anyhow::Error::msg)?;
+        Ok(Self {
+            queues: Queues::new(stores.redis.clone(), &stores.redis_prefix),
+            reporter: Reporter {
+                db: stores.db.clone(),
+                github: client,
+                public_url: server.public_url.clone(),
+            },
+            webhook_secret: Arc::new(github.webhook_secret.clone()),
+            stores,
+            server: Arc::new(server),
+        })
+    }
 }
 
 /// Every route of the app.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(webhooks::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

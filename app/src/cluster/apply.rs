@@ -1,0 +1,363 @@
+//! The kube-rs side: applying objects, deleting a preview's namespace, and what went wrong.
+//!
+//! Every write is a server-side apply with field manager `previewd` and `force` (previewd owns
+//! the fields it sets; a conflict with a human's `kubectl edit` resolves in previewd's favour).
+//! Typed objects and chart objects both go through `Api<DynamicObject>`: the REST path comes from
+//! the type (typed) or from the allow-list of `kinds.rs` (chart), so no discovery call is made.
+//!
+//! [`ClusterError`] separates what is worth retrying — the API server unreachable, overloaded
+//! (429), failing (5xx) or slow — from rejections (the object or the request is wrong: 4xx with
+//! the server's message), which a retry would only repeat. Messages never carry object bodies
+//! (a Secret's data), and server messages go through [`crate::sanitize`].
+
+use std::any::TypeId;
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::kinds::allowed_kind;
+use super::objects::FIELD_MANAGER;
+use crate::sanitize::sanitize;
+
+/// Time allowed to open a connection to the API server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest server message kept in an error.
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// A connection to the cluster previews run in.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").finish_non_exhaustive()
+    }
+}
+
+/// What deleting a namespace found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The namespace exists and is now terminating (its objects go first: foreground).
+    Deleting,
+    /// There was no such namespace: for clean-up, success.
+    AlreadyGone,
+}
+
+/// Why a cluster call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The cluster could not be reached or did not cope (connection, TLS handshake, timeout,
+    /// 429, 5xx): try again later.
+    #[error("Kubernetes API unavailable: {message}")]
+    Unavailable { message: String },
+    /// The API server refused the request (403, 404, 409, 422, …): retrying repeats it.
+    #[error("Kubernetes API rejected the request ({code} {reason}): {message}")]
+    Rejected {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// No usable configuration (kubeconfig unreadable, no in-cluster environment, bad TLS).
+    #[error("Kubernetes client configuration: {0}")]
+    Config(String),
+    /// The object cannot be sent as it is (no name, no namespace, a kind outside the allow-list).
+    #[error("cannot apply this object: {0}")]
+    Invalid(String),
+    /// The API server's answer did not decode.
+    #[error("unexpected answer from the Kubernetes API: {0}")]
+    Decode(String),
+}
+
+impl ClusterError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    /// The HTTP status of a rejection.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            Self::Rejected { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_kube(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => {
+                let message = redact(&status.message);
+                let reason = status.reason.clone();
+                let code = status.code;
+                if code == 408 || code == 429 || code >= 500 {
+                    Self::Unavailable {
+                        message: format!("{code} {reason}: {message}"),
+                    }
+                } else {
+                    Self::Rejected {
+                        code,
+                        reason,
+                        message,
+                    }
+                }
+            }
+            kube::Error::SerdeError(e) => Self::Decode(redact(&e.to_string())),
+            kube::Error::FromUtf8(e) => Self::Decode(redact(&e.to_string())),
+            kube::Error::BuildRequest(e) => Self::Invalid(redact(&e.to_string())),
+            kube::Error::InferConfig(e) => Self::Config(redact(&e.to_string())),
+            kube::Error::InferKubeconfig(e) => Self::Config(redact(&e.to_string())),
+            kube::Error::RustlsTls(e) => Self::Config(redact(&e.to_string())),
+            kube::Error::TlsRequired => Self::Config("TLS required but unavailable".to_owned()),
+            kube::Error::ProxyProtocolUnsupported { .. }
+            | kube::Error::ProxyProtocolDisabled { .. } => Self::Config(redact(&error.to_string())),
+            // Connection, I/O, timeouts, credential refresh: the infrastructure.
+            other => Self::Unavailable {
+                message: redact(&error_chain(&other)),
+            },
+        }
+    }
+}
+
+impl Cluster {
+    /// Connects with the kubeconfig at `kubeconfig` (its current context), or else the usual way
+    /// (`KUBECONFIG`, `~/.kube/config`, then the in-cluster service account). kube's own retries
+    /// are off: the jobs retry, with backoff, what [`ClusterError::is_retryable`] says to.
+    pub async fn connect(kubeconfig: Option<&Path>) -> Result<Self, ClusterError> {
+        let mut config = match kubeconfig {
+            Some(path) => {
+                let file = Kubeconfig::read_from(path).map_err(|e| {
+                    ClusterError::Config(format!(
+                        "reading {}: {}",
+                        path.display(),
+                        redact(&e.to_string())
+                    ))
+                })?;
+                Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                    .await
+                    .map_err(|e| ClusterError::Config(redact(&e.to_string())))?
+            }
+            None => Config::infer()
+                .await
+                .map_err(|e| ClusterError::Config(redact(&e.to_string())))?,
+        };
+        config.default_retry = false;
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        let client = Client::try_from(config).map_err(ClusterError::from_kube)?;
+        Ok(Self { client })
+    }
+
+    /// Uses an existing client (tests, or a caller with its own configuration).
+    pub fn from_client(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// The underlying client, for reads this module does not wrap (watches, logs).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Server-side applies `obj` (cluster-scoped, or namespaced in its `metadata.namespace`) and
+    /// returns the object as the API server stored it.
+    pub async fn apply<T>(&self, obj: &T) -> Result<T, ClusterError>
+    where
+        T: kube::Resource<DynamicType = ()> + Serialize + DeserializeOwned,
+        T::Scope: 'static,
+    {
+        let resource = ApiResource::erase::<T>(&());
+        let name = obj.meta().name.clone().unwrap_or_default();
+        let scope = TypeId::of::<T::Scope>();
+        let namespace = if scope == TypeId::of::<ClusterResourceScope>() {
+            None
+        } else {
+            let namespace = obj.meta().namespace.as_deref();
+            if scope == TypeId::of::<NamespaceResourceScope>() && namespace.is_none() {
+                return Err(ClusterError::Invalid(format!(
+                    "{} {name:?} has no namespace",
+                    resource.kind
+                )));
+            }
+            namespace
+        };
+        let mut body =
+            serde_json::to_value(obj).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        if let Some(map) = body.as_object_mut() {
+            map.insert("apiVersion".to_owned(), resource.api_version.clone().into());
+            map.insert("kind".to_owned(), resource.kind.clone().into());
+        }
+        let applied = self.apply_value(&resource, namespace, &name, &body).await?;
+        let applied =
+            serde_json::to_value(applied).map_err(|e| ClusterError::Decode(e.to_string()))?;
+        serde_json::from_value(applied).map_err(|e| ClusterError::Decode(e.to_string()))
+    }
+
+    /// Server-side applies a rendered chart object (see `helm.rs`): its kind must be one of the
+    /// allow-list and it must carry `metadata.namespace`.
+    pub async fn apply_json(&self, obj: &Value) -> Result<(), ClusterError> {
+        let text = |pointer: &str| {
+            obj.pointer(pointer)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let (Some(api_version), Some(kind)) = (text("/apiVersion"), text("/kind")) else {
+            return Err(ClusterError::Invalid("no apiVersion or kind".to_owned()));
+        };
+        let Some(name) = text("/metadata/name") else {
+            return Err(ClusterError::Invalid(format!(
+                "{kind} without metadata.name"
+            )));
+        };
+        let Some(namespace) = text("/metadata/namespace") else {
+            return Err(ClusterError::Invalid(format!(
+                "{kind} {name:?} has no namespace"
+            )));
+        };
+        let Some(allowed) = allowed_kind(api_version, kind) else {
+            return Err(ClusterError::Invalid(format!(
+                "{api_version} {kind} is not a kind previewd applies"
+            )));
+        };
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, kind),
+            allowed.plural,
+        );
+        self.apply_value(&resource, Some(namespace), name, obj)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes namespace `name` with foreground propagation; a missing namespace is
+    /// [`DeleteOutcome::AlreadyGone`]. Deletion is asynchronous: poll [`Self::namespace_exists`]
+    /// to know when it is gone.
+    pub async fn delete_namespace(&self, name: &str) -> Result<DeleteOutcome, ClusterError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match api.delete(name, &DeleteParams::foreground()).await {
+            Ok(_) => Ok(DeleteOutcome::Deleting),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(DeleteOutcome::AlreadyGone),
+            Err(e) => Err(ClusterError::from_kube(e)),
+        }
+    }
+
+    /// Whether namespace `name` exists (a terminating namespace still does).
+    pub async fn namespace_exists(&self, name: &str) -> Result<bool, ClusterError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match api.get_opt(name).await {
+            Ok(found) => Ok(found.is_some()),
+            Err(e) => Err(ClusterError::from_kube(e)),
+        }
+    }
+
+    async fn apply_value(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        body: &Value,
+    ) -> Result<DynamicObject, ClusterError> {
+        if name.is_empty() {
+            return Err(ClusterError::Invalid(format!(
+                "{} without metadata.name",
+                resource.kind
+            )));
+        }
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        };
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(name, &params, &Patch::Apply(body))
+            .await
+            .map_err(ClusterError::from_kube)
+    }
+}
+
+/// `error` and its sources, joined (kube's top-level messages say little: "ServiceError: …").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// `message` without credentials (the house sanitizer), capped in length.
+fn redact(message: &str) -> String {
+    sanitize(message, MAX_MESSAGE_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api_error(code: u16, reason: &str, message: &str) -> ClusterError {
+        let mut status = Status::failure(message, reason);
+        status.code = code;
+        ClusterError::from_kube(kube::Error::Api(Box::new(status)))
+    }
+
+    #[test]
+    fn server_trouble_is_retryable_rejections_are_not() {
+        for code in [408, 429, 500, 502, 503, 504] {
+            let e = api_error(code, "InternalError", "etcd timeout");
+            assert!(e.is_retryable(), "{code}: {e}");
+            assert!(e.to_string().contains("etcd timeout"));
+        }
+        for (code, reason) in [
+            (400, "BadRequest"),
+            (403, "Forbidden"),
+            (404, "NotFound"),
+            (409, "Conflict"),
+            (422, "Invalid"),
+        ] {
+            let e = api_error(code, reason, "namespace is being terminated");
+            assert!(!e.is_retryable(), "{code}");
+            assert_eq!(e.status_code(), Some(code));
+            let text = e.to_string();
+            assert!(
+                text.contains(reason) && text.contains("namespace is being terminated"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_failures_are_retryable() {
+        let e = ClusterError::from_kube(kube::Error::Service("connection refused".into()));
+        assert!(e.is_retryable());
+        assert!(e.to_string().contains("connection refused"));
+        let e = ClusterError::from_kube(kube::Error::TlsRequired);
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn tokens_in_server_messages_are_redacted() {
+        let e = api_error(
+            422,
+            "Invalid",
+            "bad value ghs_abcdefghijklmnop0123456789 and Bearer sometoken",
+        );
+        let text = e.to_string();
+        assert!(
+            !text.contains("ghs_abc") && !text.contains("sometoken"),
+            "{text}"
+        );
+        assert!(text.contains("[REDACTED]"));
+        assert!(redact(&"x ".repeat(2000)).chars().count() <= MAX_MESSAGE_CHARS + 1);
+    }
+}

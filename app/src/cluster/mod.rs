@@ -1,0 +1,36 @@
+//! Everything previewd sends to Kubernetes, and the sending.
+//!
+//! A preview is one namespace ([`naming::namespace_name`]) holding, in the order the deploy job
+//! applies them: the namespace itself with Pod Security labels, the guard rails (ResourceQuota,
+//! LimitRange, NetworkPolicies), then either an image build (Secret + BuildKit Job) or nothing,
+//! then the workload — the repository's Helm chart ([`helm::render_chart`]) or the built-in web
+//! service (Deployment, Service, Ingress). Cleaning up is deleting the namespace.
+//!
+//! - `naming.rs` — namespace names and label values from arbitrary repository names.
+//! - `objects/` — pure, typed builders of every object (k8s-openapi types, no I/O).
+//! - `kinds.rs` — the kinds a chart may contain, with their REST plurals.
+//! - `helm.rs` — `helm template`, then vetting and labelling the rendered objects.
+//! - `apply.rs` — [`Cluster`]: server-side apply, namespace deletion, [`ClusterError`] sorting
+//!   retryable trouble from rejections.
+//! - `quantity.rs` — the little resource-quantity arithmetic the builders need.
+//!
+//! Only `apply.rs` does I/O against the cluster and only `helm.rs` runs a program; the rest is
+//! data in, objects out, checked by unit tests and against the Kubernetes schemas
+//! (`app/tests/k8s_schemas.rs`).
+
+mod apply;
+pub mod helm;
+pub mod kinds;
+pub mod naming;
+pub mod objects;
+pub mod observe;
+mod quantity;
+
+pub use apply::{Cluster, ClusterError, DeleteOutcome};
+pub use helm::{HelmError, label_objects, parse_rendered, render_chart};
+pub use naming::{is_dns1123_label, is_label_value, label_value, namespace_name};
+pub use objects::{
+    BuildSpec, GuardRails, PreviewMeta, WebService, build_job, build_secret, deployment, ingress,
+    limit_range, namespace, namespace_for_build, network_policies, resource_quota, service,
+    to_apply_json,
+};

@@ -1,0 +1,21 @@
+//! The previews domain: what a preview is, how events change it, and how it is shown.
+//!
+//! - [`records`]: reading and writing previews, attempts, pull requests and deliveries.
+//! - [`intake`]: what a webhook event means for the previews (the app's side of the lifecycle).
+//! - [`repo_config`]: the repository's `.github/preview.yml`.
+//! - [`report`]: the words and links GitHub shows (check run, sticky comment, deployment).
+//!
+//! Handlers speak this module's language; only `github` knows GitHub and only `cluster` knows
+//! Kubernetes.
+
+pub mod intake;
+pub mod records;
+pub mod repo_config;
+pub mod report;
+
+/// The label that approves the head commit of an untrusted pull request.
+pub const APPROVE_LABEL: &str = "preview:approved";
+/// The label that keeps a preview from expiring.
+pub const KEEP_LABEL: &str = "preview:keep";
+/// The comment command prefix.
+pub const COMMAND_PREFIX: &str = "/preview";

@@ -1,0 +1,249 @@
+//! `POST /webhooks/github`: where GitHub's deliveries arrive.
+//!
+//! The answer must come in milliseconds (GitHub gives up after 10 s and does not retry on its
+//! own), so the handler only verifies, records, enqueues and answers:
+//!
+//! 1. `X-Hub-Signature-256` over the raw body, in constant time — else **401**, nothing touched.
+//! 2. The body parses as the event it claims — else **400**.
+//! 3. One database transaction: the delivery GUID (a duplicate is answered **200** with no new
+//!    work), then the rows the event changes ([`intake::decide`]).
+//! 4. The jobs are enqueued in Redis **before** the transaction commits; if Redis or the database
+//!    fails, everything is rolled back and the answer is **503**, so GitHub shows the delivery
+//!    failed and it can be redelivered.
+//! 5. **202** for work accepted, **200** for an event previewd does not act on.
+//!
+//! Bodies over 25 MB get **413** from the body limit.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use chrono::Utc;
+use previewd_entity::{DeliveryOutcome, webhook_delivery};
+use sea_orm::{ActiveValue::Set, TransactionTrait};
+use serde_json::json;
+use tracing::Instrument as _;
+
+use super::AppState;
+use crate::{
+    github::webhook::{self, Event},
+    previews::{
+        intake,
+        records::{self, DeliveryRecord},
+    },
+    reporter,
+};
+
+/// GitHub's own limit on webhook payloads.
+pub const MAX_BODY: usize = 25 * 1024 * 1024;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/github", post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    // Authenticity first: nothing about an unsigned request is trusted, not even its headers.
+    if !webhook::verify_signature(
+        &state.webhook_secret,
+        &body,
+        header(&headers, "x-hub-signature-256"),
+    ) {
+        tracing::warn!("webhook rejected: missing or invalid signature");
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            json!({ "error": "missing or invalid X-Hub-Signature-256" }),
+        );
+    }
+    let Some(event_name) = header(&headers, "x-github-event") else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "missing X-GitHub-Event" }),
+        );
+    };
+    let guid = match header(&headers, "x-github-delivery") {
+        Some(g) if g.len() <= 64 && g.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+            g.to_owned()
+        }
+        _ => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                json!({ "error": "missing or invalid X-GitHub-Delivery" }),
+            );
+        }
+    };
+    let event = match webhook::parse(event_name, &body) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(delivery = %guid, event = event_name, error = %e, "webhook rejected: malformed payload");
+            return answer(StatusCode::BAD_REQUEST, json!({ "error": e.to_string() }));
+        }
+    };
+    let span = tracing::info_span!("webhook", delivery = %guid, event = event_name, installation = tracing::field::Empty, repo = tracing::field::Empty);
+    if let Some((installation, repo)) = event_scope(&event) {
+        span.record("installation", installation);
+        span.record("repo", repo);
+    }
+    match process(&state, &guid, event_name, &body, &event)
+        .instrument(span)
+        .await
+    {
+        Ok(Processed::Duplicate) => {
+            tracing::info!(delivery = %guid, event = event_name, "duplicate delivery; no new work");
+            answer(StatusCode::OK, json!({ "status": "duplicate" }))
+        }
+        Ok(Processed::Done(decision)) => {
+            tracing::info!(delivery = %guid, event = event_name, acted = decision.acted, detail = %decision.detail, "webhook processed");
+            let (status, word) = if decision.acted {
+                (StatusCode::ACCEPTED, "accepted")
+            } else {
+                (StatusCode::OK, "ignored")
+            };
+            answer(status, json!({ "status": word, "detail": decision.detail }))
+        }
+        Err(reason) => {
+            tracing::error!(delivery = %guid, event = event_name, reason = %reason, "webhook not processed; GitHub may redeliver it");
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": "temporarily unable to process; redeliver later" }),
+            )
+        }
+    }
+}
+
+enum Processed {
+    Duplicate,
+    Done(intake::Decision),
+}
+
+/// Installation and repository of an event, for logs and the delivery record.
+fn event_scope(event: &Event) -> Option<(i64, String)> {
+    match event {
+        Event::PullRequest {
+            installation, repo, ..
+        }
+        | Event::CheckRun {
+            installation, repo, ..
+        }
+        | Event::CheckSuiteRerequested {
+            installation, repo, ..
+        }
+        | Event::PullRequestComment {
+            installation, repo, ..
+        } => Some((*installation, repo.name.to_string())),
+        Event::Installation {
+            installation,
+            account,
+            ..
+        } => Some((*installation, account.clone())),
+        Event::InstallationRepositories { installation, .. } => {
+            Some((*installation, String::new()))
+        }
+        Event::Ping | Event::Ignored { .. } => None,
+    }
+}
+
+async fn process(
+    state: &AppState,
+    guid: &str,
+    event_name: &str,
+    body: &[u8],
+    event: &Event,
+) -> Result<Processed, String> {
+    let db = &state.stores.db;
+    let scope = event_scope(event);
+    let txn = db.begin().await.map_err(|e| format!("database: {e}"))?;
+    let delivery = webhook_delivery::ActiveModel {
+        guid: Set(guid.to_owned()),
+        event: Set(event_name.chars().take(64).collect()),
+        action: Set(webhook::action_of(body).map(|a| a.chars().take(64).collect())),
+        installation_id: Set(scope.as_ref().map(|s| s.0)),
+        repository_full_name: Set(scope
+            .as_ref()
+            .map(|s| s.1.clone())
+            .filter(|r| !r.is_empty())),
+        outcome: Set(DeliveryOutcome::Accepted),
+        detail: Set(None),
+        received_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    match records::record_delivery(&txn, delivery)
+        .await
+        .map_err(|e| format!("database: {e}"))?
+    {
+        DeliveryRecord::Duplicate => {
+            txn.rollback().await.map_err(|e| format!("database: {e}"))?;
+            return Ok(Processed::Duplicate);
+        }
+        DeliveryRecord::New => {}
+    }
+    let decision = intake::decide(&txn, event)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let outcome = if decision.acted {
+        DeliveryOutcome::Accepted
+    } else {
+        DeliveryOutcome::Ignored
+    };
+    records::set_delivery_outcome(&txn, guid, outcome, &decision.detail)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+
+    // Enqueue before committing: if Redis refuses, the transaction rolls back and the delivery
+    // can be redelivered as if it never arrived. Workers wait for the commit (see the deploy job).
+    for job in &decision.deploys {
+        if let Err(e) = state.queues.deploy(job.clone()).await {
+            drop(txn.rollback().await);
+            record_failure(state, guid, event_name, &e.to_string()).await;
+            return Err(e.to_string());
+        }
+    }
+    for job in &decision.cleanups {
+        if let Err(e) = state.queues.cleanup(job.clone()).await {
+            drop(txn.rollback().await);
+            record_failure(state, guid, event_name, &e.to_string()).await;
+            return Err(e.to_string());
+        }
+    }
+    txn.commit().await.map_err(|e| format!("database: {e}"))?;
+
+    for job in &decision.deploys {
+        reporter::spawn_queued_check_run(state.reporter.clone(), job.attempt_id);
+    }
+    Ok(Processed::Done(decision))
+}
+
+/// Records that a delivery failed, so operators see it; a redelivery of the GUID is processed.
+async fn record_failure(state: &AppState, guid: &str, event_name: &str, reason: &str) {
+    let row = webhook_delivery::ActiveModel {
+        guid: Set(guid.to_owned()),
+        event: Set(event_name.chars().take(64).collect()),
+        action: Set(None),
+        installation_id: Set(None),
+        repository_full_name: Set(None),
+        outcome: Set(DeliveryOutcome::Failed),
+        detail: Set(Some(crate::sanitize::sanitize(reason, 500))),
+        received_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    if let Err(e) = records::record_delivery(&state.stores.db, row).await {
+        tracing::warn!(delivery = %guid, error = %e, "could not record the failed delivery");
+    }
+}

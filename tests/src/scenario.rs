@@ -1,0 +1,268 @@
+//! The end-to-end stage: previewd's app and worker running in this process against the
+//! simulated GitHub and Kubernetes, a fresh database and a fresh Redis prefix.
+//!
+//! [`Scenario::start`] brings everything up the way the binaries do — the same configuration
+//! parsing, the same `Stores::open`, the same router and worker — with only the outside worlds
+//! swapped for the simulators, through their URLs and a kubeconfig. Tests then speak the
+//! vocabulary of a pull request's life: `open_pr`, `push`, `close`, and wait on what GitHub and
+//! the cluster show.
+
+use std::time::Duration;
+
+use clap::Parser;
+use previewd::{
+    config::Settings,
+    store::Stores,
+    web::{self, AppState},
+};
+use previewd_entity::{PreviewStatus, preview, pull_request};
+use previewd_worker::Worker;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    db::{Engine, TestDatabase},
+    github::{CheckRun, GitHubSim, GitHubSimOptions, NewPr, Pr},
+    kube::{KubeSim, KubeSimOptions},
+    process::KEY_PATH,
+    wait,
+};
+
+/// The repository every scenario works in.
+pub const REPO: &str = "acme/web";
+/// A user with write permission on [`REPO`].
+pub const MAINTAINER: &str = "maya";
+/// A user without it.
+pub const OUTSIDER: &str = "otto";
+/// How long a scenario waits for anything.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Knobs of a scenario.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub engine: Engine,
+    pub workers: usize,
+    pub concurrency: usize,
+    pub github: GitHubSimOptions,
+    pub kube: KubeSimOptions,
+    /// Extra `--flag=value` settings for app and worker.
+    pub settings: Vec<String>,
+}
+
+impl Options {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            workers: 1,
+            concurrency: 8,
+            github: GitHubSimOptions::default(),
+            kube: KubeSimOptions::default(),
+            settings: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// A running previewd with its simulated world.
+pub struct Scenario {
+    pub gh: GitHubSim,
+    pub kube: KubeSim,
+    pub db: DatabaseConnection,
+    pub app_url: String,
+    pub installation: i64,
+    pub redis_prefix: String,
+    test_db: Option<TestDatabase>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    next_sha: u64,
+}
+
+impl Scenario {
+    /// Starts the simulators, the app and `options.workers` workers.
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let gh = GitHubSim::start(options.github.clone()).await?;
+        let kube = KubeSim::start(options.kube.clone()).await?;
+        let test_db = TestDatabase::create(options.engine).await?;
+        let redis_prefix = crate::redis_prefix();
+
+        let mut args: Vec<String> = vec![
+            "previewd".into(),
+            "--github-app-id=1234".into(),
+            format!("--github-private-key-path={KEY_PATH}"),
+            "--github-webhook-secret=webhook-secret-value".into(),
+            format!("--github-api-url={}", gh.url()),
+            format!("--database-url={}", test_db.url),
+            format!("--redis-url={}", crate::redis_url()),
+            format!("--redis-prefix={redis_prefix}"),
+            format!("--kubeconfig={}", kube.kubeconfig_path().display()),
+            "--preview-domain=preview.example.test".into(),
+            "--listen-addr=127.0.0.1:0".into(),
+            "--public-url=http://previewd.example.test".into(),
+            "--preview-registry=registry.example.test/previews".into(),
+            format!("--worker-concurrency={}", options.concurrency),
+            "--deploy-timeout=30s".into(),
+            "--cleanup-timeout=30s".into(),
+        ];
+        args.extend(options.settings.iter().cloned());
+        let settings = Cli::try_parse_from(&args)?.settings;
+        let store_config = settings.store_config()?;
+        let github = settings.github_config()?;
+        let server = settings.server_config()?;
+        let worker_config = settings.worker_config()?;
+
+        let (stop, stopped) = watch::channel(false);
+        let signal = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+
+        let stores = Stores::open(&store_config).await?;
+        let db = stores.db.clone();
+        let listener = web::bind(server.listen_addr).await?;
+        let app_url = format!("http://{}", listener.local_addr()?);
+        let public_url = server.public_url.clone();
+        let state = AppState::new(stores.clone(), &github, server)?;
+        let mut tasks = vec![tokio::spawn(web::serve(
+            listener,
+            web::router(state),
+            signal(stopped.clone()),
+        ))];
+        for i in 0..options.workers {
+            let mut config = worker_config.clone();
+            config.name = format!("test-worker-{i}");
+            let mut worker =
+                Worker::connect(config, stores.clone(), &github, public_url.clone()).await?;
+            worker.retry_backoff = Duration::from_millis(50);
+            tasks.push(tokio::spawn(worker.run(signal(stopped.clone()))));
+        }
+
+        gh.set_webhook_url(&format!("{app_url}/webhooks/github"));
+        let installation = gh.add_installation("acme");
+        gh.add_repo(installation, REPO);
+        gh.set_permission(REPO, MAINTAINER, "write");
+        gh.set_permission(REPO, OUTSIDER, "read");
+        Ok(Self {
+            gh,
+            kube,
+            db,
+            app_url,
+            installation,
+            redis_prefix,
+            test_db: Some(test_db),
+            stop,
+            tasks,
+            next_sha: 0,
+        })
+    }
+
+    /// A fresh, realistic-looking commit sha.
+    pub fn sha(&mut self) -> String {
+        self.next_sha += 1;
+        format!("{:040x}", 0xc0ffee_u64 * 1_000_003 + self.next_sha)
+    }
+
+    /// A maintainer opens a pull request from a branch of [`REPO`].
+    pub async fn open_pr(&mut self, branch: &str) -> Pr {
+        self.open_pr_as(MAINTAINER, branch, false).await
+    }
+
+    /// `author` opens a pull request, from a fork or not.
+    pub async fn open_pr_as(&mut self, author: &str, branch: &str, from_fork: bool) -> Pr {
+        let sha = self.sha();
+        let (pr, delivery) = self
+            .gh
+            .open_pr(
+                REPO,
+                NewPr {
+                    author: author.into(),
+                    head_ref: branch.into(),
+                    head_sha: sha,
+                    from_fork,
+                    title: format!("Change {branch}"),
+                    ..NewPr::default()
+                },
+            )
+            .await;
+        assert!(
+            delivery.status_code.is_some_and(|c| c < 300),
+            "the app accepted the webhook: {delivery:?}"
+        );
+        pr
+    }
+
+    /// Waits until the preview of pull request `number` has `status`.
+    pub async fn wait_status(&self, number: u64, status: PreviewStatus) -> preview::Model {
+        let db = self.db.clone();
+        let found = wait::until(
+            &format!("preview of #{number} to be {status:?}"),
+            DEADLINE,
+            || {
+                let db = db.clone();
+                async move {
+                    let p = preview_of(&db, number).await?;
+                    (p.status == status).then_some(p)
+                }
+            },
+        )
+        .await;
+        match found {
+            Ok(p) => p,
+            Err(e) => {
+                let now = preview_of(&self.db, number).await;
+                panic!("{e}; preview is {now:?}");
+            }
+        }
+    }
+
+    /// Waits until the check run on `sha` is completed, and returns it.
+    pub async fn completed_check_run(&self, sha: &str) -> CheckRun {
+        let gh = self.gh.clone();
+        let sha = sha.to_owned();
+        let result = wait::until("a completed check run", DEADLINE, || {
+            let (gh, sha) = (gh.clone(), sha.clone());
+            async move {
+                gh.check_runs(REPO, &sha)
+                    .into_iter()
+                    .find(|c| c.status == "completed")
+            }
+        })
+        .await;
+        result.unwrap_or_else(|e| panic!("{e}; check runs: {:?}", self.gh.check_runs(REPO, &sha)))
+    }
+
+    /// Stops app and workers and removes the database and Redis keys.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            match tokio::time::timeout(Duration::from_secs(40), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => anyhow::bail!("a previewd task failed: {e:#}"),
+                Ok(Err(e)) => anyhow::bail!("a previewd task panicked: {e}"),
+                Err(_) => anyhow::bail!("a previewd task did not stop in time"),
+            }
+        }
+        self.db.clone().close().await?;
+        if let Some(db) = self.test_db.take() {
+            db.drop_database().await?;
+        }
+        crate::clear_redis_prefix(&self.redis_prefix).await
+    }
+}
+
+/// The preview row of pull request `number` of [`REPO`].
+pub async fn preview_of(db: &DatabaseConnection, number: u64) -> Option<preview::Model> {
+    let pr = pull_request::Entity::find()
+        .filter(pull_request::Column::Number.eq(i32::try_from(number).ok()?))
+        .one(db)
+        .await
+        .ok()??;
+    preview::Entity::find()
+        .filter(preview::Column::PullRequestId.eq(pr.id))
+        .one(db)
+        .await
+        .ok()?
+}

@@ -1,0 +1,116 @@
+//! The cleanup job: remove a preview's namespace, wait until it is gone, and say so.
+//!
+//! Cleanup beats deploy: it marks the preview `deleting` before waiting for the preview's lock,
+//! so a running deploy stops at its next step. "Already gone" counts as success. The row stays,
+//! as history, with status `deleted`.
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use chrono::Utc;
+use previewd::{
+    github::api::DeploymentState,
+    jobs::CleanupJob,
+    previews::{records, report::CommentState},
+};
+use previewd_entity::{PreviewStatus, deploy_attempt, preview};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
+};
+use tokio::time::Instant;
+
+use crate::{context::JobContext, lock::PreviewLock};
+
+/// The apalis handler of the cleanup queue.
+pub async fn cleanup_job(job: CleanupJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
+    let ctx: Arc<JobContext> = (*ctx).clone();
+    let Some((preview, _, _)) = records::preview_context(&ctx.db, job.preview_id).await? else {
+        return Ok(());
+    };
+    if preview.status == PreviewStatus::Deleted {
+        return Ok(());
+    }
+    if preview.status != PreviewStatus::Deleting {
+        records::set_preview_status(&ctx.db, preview.clone(), PreviewStatus::Deleting).await?;
+    }
+    let lock = PreviewLock::acquire(
+        &ctx.redis,
+        &ctx.prefix,
+        preview.id,
+        ctx.config.deploy_timeout,
+    )
+    .await?;
+    let result = remove(&ctx, &job).await;
+    lock.release().await;
+    result
+}
+
+async fn remove(ctx: &JobContext, job: &CleanupJob) -> Result<(), BoxDynError> {
+    let deadline = Instant::now() + ctx.config.cleanup_timeout;
+    let Some((preview, _, _)) = records::preview_context(&ctx.db, job.preview_id).await? else {
+        return Ok(());
+    };
+    ctx.cluster.delete_namespace(&preview.namespace).await?;
+    if !ctx
+        .cluster
+        .wait_namespace_gone(&preview.namespace, deadline)
+        .await?
+    {
+        return Err(format!(
+            "namespace {} still exists after the cleanup timeout of {} s",
+            preview.namespace,
+            ctx.config.cleanup_timeout.as_secs()
+        )
+        .into());
+    }
+    let mut row = preview.clone().into_active_model();
+    row.status = Set(PreviewStatus::Deleted);
+    row.deleted_at = Set(Some(Utc::now()));
+    row.updated_at = Set(Utc::now());
+    row.url = Set(None);
+    let preview = row.update(&ctx.db).await?;
+    tracing::info!(preview = preview.id, namespace = %preview.namespace, reason = %job.reason, "preview removed");
+
+    // GitHub: the deployment inactive, the comment says why. Best effort.
+    let last = deploy_attempt::Entity::find()
+        .filter(deploy_attempt::Column::PreviewId.eq(preview.id))
+        .order_by_desc(deploy_attempt::Column::Id)
+        .one(&ctx.db)
+        .await?;
+    if let Some(last) = last
+        && let Some(actx) = records::attempt_context(&ctx.db, last.id).await?
+    {
+        let deployment = preview::Entity::find_by_id(preview.id)
+            .one(&ctx.db)
+            .await?
+            .and_then(|p| p.github_deployment_id);
+        if let Some(deployment) = deployment
+            && let Err(e) = ctx
+                .reporter
+                .deployment_status(
+                    &actx,
+                    deployment,
+                    DeploymentState::Inactive,
+                    None,
+                    "Preview removed",
+                )
+                .await
+        {
+            tracing::warn!(error = %e, "could not mark the deployment inactive");
+        }
+        if let Err(e) = ctx
+            .reporter
+            .comment(
+                &actx,
+                &CommentState::Removed {
+                    reason: job.reason.clone(),
+                },
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not update the sticky comment");
+        }
+    }
+    Ok(())
+}
