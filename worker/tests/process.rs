@@ -39,7 +39,9 @@ fn configuration_errors_are_named() {
 #[tokio::test]
 async fn runs_until_sigterm() {
     // The worker connects to its cluster at start: give it the simulated one.
-    let kube = KubeSim::start(KubeSimOptions::default()).await.expect("kube simulator");
+    let kube = KubeSim::start(KubeSimOptions::default())
+        .await
+        .expect("kube simulator");
     for signal in ["TERM", "INT"] {
         let db = sqlite_path();
         let mut cmd = configured(BIN, &db);

@@ -183,7 +183,12 @@ fn object_count_key(rd: &ResourceDef, key: &str) -> bool {
         || (key == rd.plural
             && matches!(
                 rd.plural,
-                "pods" | "services" | "configmaps" | "secrets" | "resourcequotas" | "persistentvolumeclaims"
+                "pods"
+                    | "services"
+                    | "configmaps"
+                    | "secrets"
+                    | "resourcequotas"
+                    | "persistentvolumeclaims"
             ))
 }
 
