@@ -10,7 +10,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use previewd_migration::{Migrator, MigratorTrait};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
 use secrecy::ExposeSecret;
 
 use crate::config::StoreConfig;
@@ -91,8 +94,15 @@ pub async fn connect_database(config: &StoreConfig) -> anyhow::Result<DatabaseCo
     let mut options = ConnectOptions::new(config.database_url.expose_secret().to_owned());
     options
         .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false)
+        // SQLite: write-ahead logging lets readers run beside the one writer, and writers wait
+        // for each other instead of failing with "database is locked".
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+        });
     Database::connect(options)
         .await
         .map_err(|e| anyhow::anyhow!("{}", redact_db_error(&e.to_string(), config)))

@@ -94,3 +94,30 @@ fn events_cover_the_design() {
         "DESIGN.md §5 lists the events previewd acts on"
     );
 }
+
+#[test]
+fn every_event_received_has_a_parser_arm() {
+    use previewd::github::webhook::{Event, HANDLED_EVENTS, parse};
+    let m = manifest();
+    let subscribed = m["default_events"]
+        .as_sequence()
+        .expect("a list")
+        .iter()
+        .map(|v| v.as_str().expect("name").to_owned());
+    let always = ["installation", "installation_repositories", "ping"].map(str::to_owned);
+    for event in subscribed.chain(always) {
+        assert!(
+            HANDLED_EVENTS.contains(&event.as_str()),
+            "{event} is received but not handled"
+        );
+        // An arm exists: an empty object is either understood (ping) or rejected for the fields
+        // the arm needs — never waved through as an unknown event.
+        if let Ok(Event::Ignored { reason }) = parse(&event, b"{}") {
+            panic!("{event} falls through to the unknown-event arm: {reason}");
+        }
+    }
+    assert!(
+        matches!(parse("star", b"{}"), Ok(Event::Ignored { .. })),
+        "unknown events are ignored explicitly"
+    );
+}

@@ -9,6 +9,7 @@ pub mod db;
 pub mod github;
 pub mod kube;
 pub mod process;
+pub mod redis_server;
 pub mod scenario;
 pub mod wait;
 

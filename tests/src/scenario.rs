@@ -22,7 +22,7 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
     db::{Engine, TestDatabase},
-    github::{CheckRun, GitHubSim, GitHubSimOptions, NewPr, Pr},
+    github::{CheckRun, Comment, GitHubSim, GitHubSimOptions, NewPr, Pr},
     kube::{KubeSim, KubeSimOptions},
     process::KEY_PATH,
     wait,
@@ -47,6 +47,8 @@ pub struct Options {
     pub kube: KubeSimOptions,
     /// Extra `--flag=value` settings for app and worker.
     pub settings: Vec<String>,
+    /// previewd's log filter; default `TEST_LOG`, else `warn`.
+    pub log: Option<String>,
 }
 
 impl Options {
@@ -58,11 +60,13 @@ impl Options {
             github: GitHubSimOptions::default(),
             kube: KubeSimOptions::default(),
             settings: Vec::new(),
+            log: None,
         }
     }
 }
 
 #[derive(Debug, Parser)]
+#[command(args_override_self = true)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,
@@ -85,6 +89,13 @@ pub struct Scenario {
 impl Scenario {
     /// Starts the simulators, the app and `options.workers` workers.
     pub async fn start(options: Options) -> anyhow::Result<Self> {
+        // previewd's own logs, shown with a failing test's output (TEST_LOG=debug for more).
+        let filter = options
+            .log
+            .clone()
+            .or_else(|| std::env::var("TEST_LOG").ok())
+            .unwrap_or_else(|| "warn".to_owned());
+        previewd::telemetry::init(previewd::config::LogFormat::Text, &filter)?;
         let gh = GitHubSim::start(options.github.clone()).await?;
         let kube = KubeSim::start(options.kube.clone()).await?;
         let test_db = TestDatabase::create(options.engine).await?;
@@ -162,7 +173,7 @@ impl Scenario {
     /// A fresh, realistic-looking commit sha.
     pub fn sha(&mut self) -> String {
         self.next_sha += 1;
-        format!("{:040x}", 0xc0ffee_u64 * 1_000_003 + self.next_sha)
+        fake_sha(&format!("{}-{}", self.redis_prefix, self.next_sha))
     }
 
     /// A maintainer opens a pull request from a branch of [`REPO`].
@@ -192,6 +203,36 @@ impl Scenario {
             "the app accepted the webhook: {delivery:?}"
         );
         pr
+    }
+
+    /// A maintainer opens a pull request whose head commit carries `.github/preview.yml`.
+    pub async fn open_pr_with_config(&mut self, branch: &str, config: &str) -> Pr {
+        // The file lives on the branch; the pull request's head sha sees it.
+        self.gh
+            .put_file(REPO, branch, ".github/preview.yml", config);
+        self.open_pr(branch).await
+    }
+
+    /// Waits until pull request `number` has a comment containing `needle`; returns all comments.
+    pub async fn wait_comment(&self, number: u64, needle: &str) -> Vec<Comment> {
+        let gh = self.gh.clone();
+        let needle = needle.to_owned();
+        let found = wait::until(
+            &format!("a comment containing {needle:?}"),
+            DEADLINE,
+            || {
+                let (gh, needle) = (gh.clone(), needle.clone());
+                async move {
+                    let comments = gh.comments(REPO, number);
+                    comments
+                        .iter()
+                        .any(|c| c.body.contains(&needle))
+                        .then_some(comments)
+                }
+            },
+        )
+        .await;
+        found.unwrap_or_else(|e| panic!("{e}; comments: {:?}", self.gh.comments(REPO, number)))
     }
 
     /// Waits until the preview of pull request `number` has `status`.
@@ -251,6 +292,12 @@ impl Scenario {
         }
         crate::clear_redis_prefix(&self.redis_prefix).await
     }
+}
+
+/// A commit sha made from `seed`: 40 hex digits that look like git's.
+pub fn fake_sha(seed: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..20])
 }
 
 /// The preview row of pull request `number` of [`REPO`].

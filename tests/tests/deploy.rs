@@ -1,27 +1,23 @@
 //! A pull request's first life: opened, deployed, shown on GitHub — or refused with a reason.
 
-use previewd_entity::PreviewStatus;
+use std::time::Duration;
+
+use previewd::{jobs::Queue, previews::report::COMMENT_MARKER};
+use previewd_entity::{PreviewStatus, deploy_attempt};
 use previewd_tests::{
     db::Engine,
-    scenario::{Options, REPO, Scenario},
+    github::{Fault, FaultKind},
+    kube::Behaviour,
+    scenario::{MAINTAINER, OUTSIDER, Options, REPO, Scenario, preview_of},
+    wait,
 };
+use sea_orm::{EntityTrait, PaginatorTrait};
+
+const READY_IMAGE: &str = "image: ghcr.io/acme/web:{sha}\nport: 8080\nhealth: /healthz\n";
 
 async fn opened_pull_request_gets_a_running_preview(engine: Engine) -> anyhow::Result<()> {
     let mut s = Scenario::start(Options::new(engine)).await?;
-    s.gh.put_file(
-        REPO,
-        "main",
-        ".github/preview.yml",
-        "image: ghcr.io/acme/web:{sha}\nport: 8080\nhealth: /healthz\n",
-    );
-    let pr = s.open_pr("feature/login").await;
-    // The config is read at the head commit for a trusted author.
-    s.gh.put_file(
-        REPO,
-        &pr.head_sha,
-        ".github/preview.yml",
-        "image: ghcr.io/acme/web:{sha}\nport: 8080\nhealth: /healthz\n",
-    );
+    let pr = s.open_pr_with_config("feature/login", READY_IMAGE).await;
 
     let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
     let url = preview.url.clone().expect("a URL");
@@ -35,38 +31,87 @@ async fn opened_pull_request_gets_a_running_preview(engine: Engine) -> anyhow::R
     assert_eq!(run.conclusion.as_deref(), Some("success"), "{run:?}");
     assert!(run.summary.as_deref().unwrap_or_default().contains(&url));
     assert_eq!(
+        run.external_id.as_deref(),
+        Some("1"),
+        "external_id is the attempt id"
+    );
+    assert_eq!(
+        run.details_url.as_deref(),
+        Some(format!("http://previewd.example.test/previews/{}", preview.id).as_str())
+    );
+    assert_eq!(
         s.gh.check_runs(REPO, &pr.head_sha).len(),
         1,
         "one check run per attempt"
     );
-    let comments = s.gh.comments(REPO, pr.number);
+    let comments = s.wait_comment(pr.number, &url).await;
     assert_eq!(comments.len(), 1, "{comments:?}");
-    assert!(comments[0].body.contains(&url));
     let deployments = s.gh.deployments(REPO);
     assert_eq!(deployments.len(), 1);
+    let d = &deployments[0];
     assert!(
-        !deployments[0].auto_merge
-            && deployments[0].transient_environment
-            && !deployments[0].production_environment
+        !d.auto_merge
+            && d.transient_environment
+            && !d.production_environment
+            && d.required_contexts.is_empty()
     );
-    let states: Vec<String> =
-        s.gh.deployment_statuses(deployments[0].id)
-            .into_iter()
-            .map(|d| d.state)
-            .collect();
+    assert_eq!(d.environment, format!("preview/pr-{}", pr.number));
+    let statuses = s.gh.deployment_statuses(d.id);
+    let states: Vec<&str> = statuses.iter().map(|d| d.state.as_str()).collect();
     assert_eq!(states, ["in_progress", "success"]);
+    assert_eq!(statuses[1].environment_url.as_deref(), Some(url.as_str()));
 
     // The cluster has the namespace with its guard rails and the workload.
     let ns = &preview.namespace;
-    assert!(s.kube.get("namespaces", None, ns).is_some());
-    assert_eq!(s.kube.list("resourcequotas", Some(ns)).len(), 1);
+    let namespace = s.kube.get("namespaces", None, ns).expect("namespace");
+    assert_eq!(
+        namespace["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "previewd"
+    );
+    assert_eq!(
+        namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    let quota = &s.kube.list("resourcequotas", Some(ns))[0];
+    assert_eq!(quota["spec"]["hard"]["limits.cpu"], "500m");
+    assert_eq!(quota["spec"]["hard"]["limits.memory"], "512Mi");
     assert_eq!(s.kube.list("limitranges", Some(ns)).len(), 1);
-    assert!(!s.kube.list("networkpolicies", Some(ns)).is_empty());
+    assert!(s.kube.list("networkpolicies", Some(ns)).len() >= 3);
     assert_eq!(s.kube.list("deployments", Some(ns)).len(), 1);
-    assert_eq!(s.kube.list("ingresses", Some(ns)).len(), 1);
+    assert_eq!(s.kube.list("services", Some(ns)).len(), 1);
+    let ingress = &s.kube.list("ingresses", Some(ns))[0];
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        format!("{ns}.preview.example.test")
+    );
 
+    // The database tells the same story.
+    let attempts = deploy_attempt::Entity::find().all(&s.db).await?;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        attempts[0].status,
+        previewd_entity::AttemptStatus::Succeeded
+    );
+    assert_eq!(
+        attempts[0].image.as_deref(),
+        Some(format!("ghcr.io/acme/web:{}", pr.head_sha).as_str())
+    );
+    let preview = preview_of(&s.db, pr.number).await.expect("preview");
+    assert!(
+        preview.comment_id.is_some_and(|id| id > 0) && preview.check_run_id.is_some(),
+        "{preview:?}"
+    );
+
+    // Few GitHub calls, and nothing the simulators do not know.
     let calls = s.gh.calls();
     assert!(calls.unimplemented.is_empty(), "{:?}", calls.unimplemented);
+    // Installation tokens are minted once an hour per process (app and worker), not per PR.
+    let per_pr = calls.total - calls.tokens_minted;
+    assert!(
+        per_pr <= 10,
+        "GitHub calls for one deployed PR: {per_pr} ({:?})",
+        calls.by_route
+    );
     assert!(
         s.kube.requests().unimplemented.is_empty(),
         "{:?}",
@@ -83,4 +128,311 @@ async fn sqlite_opened_pull_request_gets_a_running_preview() -> anyhow::Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_opened_pull_request_gets_a_running_preview() -> anyhow::Result<()> {
     opened_pull_request_gets_a_running_preview(Engine::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_is_built_in_the_cluster_without_a_config() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    let pr = s.open_pr("feature/build").await;
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    let ns = &preview.namespace;
+    let jobs = s.kube.list("jobs", Some(ns));
+    assert_eq!(jobs.len(), 1, "one build job");
+    assert_eq!(jobs[0]["status"]["succeeded"], 1);
+    let secret = s
+        .kube
+        .get("secrets", Some(ns), "previewd-git-auth")
+        .expect("git credentials secret");
+    assert!(secret.get("data").is_some());
+    let image = format!("registry.example.test/previews/acme/web:{}", pr.head_sha);
+    let deployment = &s.kube.list("deployments", Some(ns))[0];
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        image.as_str()
+    );
+    // After the build, the namespace is back to the restricted Pod Security level.
+    let namespace = s.kube.get("namespaces", None, ns).expect("namespace");
+    assert_eq!(
+        namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    s.stop().await
+}
+
+/// True when no deploy job is waiting or scheduled: nothing will run again.
+async fn deploy_queue_is_idle(s: &Scenario) -> anyhow::Result<bool> {
+    let config = Queue::Deploy.redis_config(&s.redis_prefix);
+    let client = redis::Client::open(previewd_tests::redis_url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let active: i64 = redis::cmd("LLEN")
+        .arg(config.active_jobs_list())
+        .query_async(&mut conn)
+        .await?;
+    let scheduled: i64 = redis::cmd("ZCARD")
+        .arg(config.scheduled_jobs_set())
+        .query_async(&mut conn)
+        .await?;
+    Ok(active == 0 && scheduled == 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_pull_failure_is_reported_once() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    s.kube
+        .set_behaviour_for_image("ghcr.io/acme/missing", Behaviour::ImagePullBackOff);
+    let pr = s
+        .open_pr_with_config("feature/typo", "image: ghcr.io/acme/missing:{sha}\n")
+        .await;
+    let preview = s.wait_status(pr.number, PreviewStatus::Failed).await;
+    assert!(
+        preview
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ImagePullBackOff"),
+        "{preview:?}"
+    );
+    let run = s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    assert!(
+        run.title
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ImagePullBackOff"),
+        "{run:?}"
+    );
+    assert!(
+        run.summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ghcr.io/acme/missing"),
+        "names the image: {run:?}"
+    );
+    let deployment = &s.gh.deployments(REPO)[0];
+    let states: Vec<String> =
+        s.gh.deployment_statuses(deployment.id)
+            .into_iter()
+            .map(|d| d.state)
+            .collect();
+    assert_eq!(states, ["in_progress", "failure"]);
+    let comments = s.wait_comment(pr.number, "failed").await;
+    assert_eq!(comments.len(), 1);
+    // A user error is not retried: one attempt, one apply of the workload, nothing queued.
+    assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+    assert!(deploy_queue_is_idle(&s).await?, "no retry is scheduled");
+    assert_eq!(
+        s.kube.requests().count("apply", "deployments"),
+        1,
+        "{:?}",
+        s.kube.requests().by_verb_resource
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_reports_the_sanitized_log_tail() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    s.kube.set_behaviour_for_image(
+        "ghcr.io/acme/web",
+        Behaviour::CrashLoopBackOff {
+            logs: vec![
+                "starting web on :8080".into(),
+                "Error: cannot connect to postgres://app:hunter2@db.internal:5432/app".into(),
+                "token=ghs_abcdefghijklmnopqrstuvwxyz0123456789".into(),
+            ],
+        },
+    );
+    let pr = s.open_pr_with_config("feature/crash", READY_IMAGE).await;
+    s.wait_status(pr.number, PreviewStatus::Failed).await;
+    let run = s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    assert!(
+        run.title
+            .as_deref()
+            .unwrap_or_default()
+            .contains("CrashLoopBackOff"),
+        "{run:?}"
+    );
+    let text = run.text.clone().unwrap_or_default();
+    assert!(
+        text.contains("cannot connect to"),
+        "the log tail is shown: {text}"
+    );
+    for secret in ["hunter2", "ghs_abcdef"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the check run: {text}"
+        );
+        for comment in s.gh.comments(REPO, pr.number) {
+            assert!(
+                !comment.body.contains(secret),
+                "{secret} leaked into the comment"
+            );
+        }
+    }
+    assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_config_is_a_failure_naming_the_line() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    let pr = s
+        .open_pr_with_config(
+            "feature/config",
+            "image: ghcr.io/acme/web:{sha}\nport: 8080\nreplicas: 3\n",
+        )
+        .await;
+    s.wait_status(pr.number, PreviewStatus::Failed).await;
+    let run = s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    let summary = run.summary.clone().unwrap_or_default();
+    assert!(
+        summary.contains("line 3") && summary.contains("replicas"),
+        "{summary}"
+    );
+    assert!(
+        s.kube
+            .namespaces()
+            .iter()
+            .all(|n| !n.starts_with("acme-web")),
+        "nothing was created in the cluster"
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_waits_for_approval_per_commit() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    s.gh.put_file(REPO, "main", ".github/preview.yml", READY_IMAGE);
+    let pr = s.open_pr_as(OUTSIDER, "otto/feature", true).await;
+    s.wait_status(pr.number, PreviewStatus::AwaitingApproval)
+        .await;
+    let run = s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(run.conclusion.as_deref(), Some("action_required"));
+    assert!(
+        run.summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("preview:approved"),
+        "{run:?}"
+    );
+    assert!(
+        s.kube
+            .namespaces()
+            .iter()
+            .all(|n| !n.starts_with("acme-web")),
+        "untrusted code is not deployed"
+    );
+
+    // An approval by someone without write permission is refused.
+    s.gh.comment(REPO, pr.number, OUTSIDER, "/preview approve")
+        .await;
+    let gh = s.gh.clone();
+    let sha = pr.head_sha.clone();
+    wait::until(
+        "the refusal of otto's approval",
+        Duration::from_secs(30),
+        || {
+            let (gh, sha) = (gh.clone(), sha.clone());
+            async move {
+                gh.check_runs(REPO, &sha)
+                    .into_iter()
+                    .any(|c| {
+                        c.summary
+                            .as_deref()
+                            .unwrap_or_default()
+                            .contains("@otto was not accepted")
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    assert!(
+        s.kube
+            .namespaces()
+            .iter()
+            .all(|n| !n.starts_with("acme-web"))
+    );
+
+    // A maintainer approves this commit: deployed.
+    s.gh.add_label(REPO, pr.number, "preview:approved", MAINTAINER)
+        .await;
+    s.wait_status(pr.number, PreviewStatus::Running).await;
+
+    // A new push needs a new approval.
+    let next = s.sha();
+    s.gh.push(REPO, pr.number, &next).await;
+    let gh = s.gh.clone();
+    wait::until(
+        "action_required on the new commit",
+        Duration::from_secs(30),
+        || {
+            let (gh, next) = (gh.clone(), next.clone());
+            async move {
+                gh.check_runs(REPO, &next)
+                    .into_iter()
+                    .any(|c| c.conclusion.as_deref() == Some("action_required"))
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    let preview = preview_of(&s.db, pr.number).await.expect("preview");
+    assert_eq!(preview.status, PreviewStatus::AwaitingApproval);
+    assert_eq!(
+        s.gh.comments(REPO, pr.number)
+            .into_iter()
+            .filter(|c| c.body.contains(COMMENT_MARKER))
+            .count(),
+        1,
+        "still one sticky comment"
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_errors_for_a_while_do_not_stop_the_preview() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    s.gh.inject(Fault::on(
+        "POST /repos/{owner}/{repo}/check-runs",
+        FaultKind::Status(502),
+        3,
+    ));
+    s.gh.inject(Fault::on(
+        "POST /repos/{owner}/{repo}/issues/{id}/comments",
+        FaultKind::Status(500),
+        2,
+    ));
+    s.gh.inject(Fault::on(
+        "POST /repos/{owner}/{repo}/deployments",
+        FaultKind::SecondaryRateLimit {
+            status: 403,
+            retry_after_secs: 1,
+        },
+        1,
+    ));
+    s.gh.inject(Fault::on(
+        "PATCH /repos/{owner}/{repo}/check-runs/{id}",
+        FaultKind::SecondaryRateLimit {
+            status: 429,
+            retry_after_secs: 1,
+        },
+        1,
+    ));
+    let pr = s.open_pr_with_config("feature/flaky", READY_IMAGE).await;
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    let run = s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(run.conclusion.as_deref(), Some("success"));
+    let comments = s
+        .wait_comment(pr.number, &preview.url.unwrap_or_default())
+        .await;
+    assert_eq!(comments.len(), 1, "no duplicate comment: {comments:?}");
+    assert_eq!(
+        s.gh.check_runs(REPO, &pr.head_sha).len(),
+        1,
+        "no duplicate check run"
+    );
+    s.stop().await
 }

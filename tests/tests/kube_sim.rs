@@ -1072,6 +1072,15 @@ async fn streaming_list_watch_and_bookmarks() -> anyhow::Result<()> {
     })
     .await??;
     assert_eq!(added, vec!["w"]);
+
+    // timeoutSeconds ends the stream.
+    let started = Instant::now();
+    let timed = cms
+        .watch(&kube::api::WatchParams::default().timeout(1), "0")
+        .await?;
+    let events = tokio::time::timeout(DEADLINE, timed.collect::<Vec<_>>()).await?;
+    assert!(events.len() >= 4, "initial ADDED events and bookmarks");
+    assert!(started.elapsed() >= Duration::from_secs(1));
     Ok(())
 }
 

@@ -403,13 +403,17 @@ async fn try_deploy(ctx: &JobContext, job: &DeployJob, started: Instant) -> Resu
     // The workload.
     let actx = current(ctx, job.attempt_id).await?;
     set_status(ctx, &actx, PreviewStatus::Deploying).await?;
-    ctx.reporter
-        .check_run(
-            &actx,
-            CheckStatus::InProgress,
-            report::in_progress(&actx.attempt.sha, "Starting the preview"),
-        )
-        .await?;
+    if needs_build {
+        // After a long build, say what happens now; a ready image goes straight on (a call less).
+
+        ctx.reporter
+            .check_run(
+                &actx,
+                CheckStatus::InProgress,
+                report::in_progress(&actx.attempt.sha, "Starting the preview"),
+            )
+            .await?;
+    }
     let host = format!("{}.{}", meta.namespace, ctx.config.preview_domain);
     let url = format!("https://{host}");
     match &config.chart {

@@ -115,6 +115,12 @@ impl Worker {
 
         let monitor = Monitor::new()
             .shutdown_timeout(SHUTDOWN_GRACE)
+            // A queue worker that stopped on a backend error (Redis restarted, its registration
+            // lost) is started again: a worker process must not go on without one of its queues.
+            .should_restart(|worker, error| {
+                tracing::error!(worker = %worker.name(), %error, "queue worker stopped; restarting it");
+                true
+            })
             .register({
                 let (ctx, name, prefix, client) =
                     (ctx.clone(), name.clone(), prefix.clone(), client.clone());

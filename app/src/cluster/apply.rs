@@ -243,6 +243,8 @@ impl Cluster {
         match api.delete(name, &DeleteParams::foreground()).await {
             Ok(_) => Ok(DeleteOutcome::Deleting),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(DeleteOutcome::AlreadyGone),
+            // Already terminating: a second delete is refused with 409, the first one is at work.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(DeleteOutcome::Deleting),
             Err(e) => Err(ClusterError::from_kube(e)),
         }
     }

@@ -122,7 +122,7 @@ impl KubeSim {
             .await
             .context("binding the kubernetes simulator")?;
         let addr = listener.local_addr()?;
-        let (tx, _) = broadcast::channel(16 * 1024);
+        let (tx, _) = broadcast::channel(4096);
         let wake = Arc::new(Notify::new());
         let mut world = World::new(tx, wake.clone());
         let ns_rd = resources::namespaces();

@@ -1,0 +1,562 @@
+//! `previewd-bench`: the figures of DESIGN.md §11, measured on this machine, printed, asserted
+//! nowhere. Build it with `--release` (the `previewd` and `previewd-worker` binaries beside it
+//! are the ones measured, as operators run them):
+//!
+//! ```sh
+//! cargo build --release -p previewd -p previewd-worker -p previewd-tests && target/release/previewd-bench
+//! ```
+//!
+//! The app and the worker run as their own processes (their CPU time and memory are read from
+//! `/proc`), against the simulated GitHub and Kubernetes in this process, the local Redis and a
+//! SQLite file (or `BENCH_DATABASE=postgres` for a fresh PostgreSQL database). Every load loop is
+//! bounded in count and time, and all traffic stays on 127.0.0.1.
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use apalis::prelude::*;
+use apalis_redis::RedisStorage;
+use futures::future::join_all;
+use previewd::{github::webhook::sign, jobs::Queue};
+use previewd_tests::{
+    db::{Engine, TestDatabase},
+    github::{GitHubSim, GitHubSimOptions, NewPr},
+    kube::{KubeSim, KubeSimOptions},
+    process::{KEY_PATH, Running},
+    scenario::{MAINTAINER, REPO, fake_sha},
+    wait,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+const SECRET: &str = "webhook-secret-value";
+
+fn bin(name: &str) -> PathBuf {
+    let me = std::env::current_exe().unwrap_or_default();
+    me.with_file_name(name)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// (user + system CPU time, current RSS KiB, peak RSS KiB) of a process.
+fn proc_stats(pid: u32) -> (Duration, u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the command name: state is field 0, utime 11, stime 12 (clock ticks, 100 Hz).
+    let cpu = Duration::from_millis((ticks(11) + ticks(12)) * 10);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (cpu, kib("VmRSS:"), kib("VmHWM:"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Environment shared by the app and worker processes.
+struct World {
+    gh: GitHubSim,
+    kube: KubeSim,
+    installation: i64,
+    repo_id: i64,
+}
+
+async fn world() -> anyhow::Result<World> {
+    let gh = GitHubSim::start(GitHubSimOptions::default()).await?;
+    let kube = KubeSim::start(KubeSimOptions::default()).await?;
+    let installation = gh.add_installation("acme");
+    let repo_id = gh.add_repo(installation, REPO);
+    gh.set_permission(REPO, MAINTAINER, "write");
+    gh.put_file(
+        REPO,
+        "main",
+        ".github/preview.yml",
+        "image: ghcr.io/acme/web:{sha}\n",
+    );
+    Ok(World {
+        gh,
+        kube,
+        installation,
+        repo_id,
+    })
+}
+
+fn configure(cmd: &mut Command, world: &World, database_url: &str, prefix: &str, port: u16) {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GITHUB_APP_ID", "1234")
+        .env("GITHUB_PRIVATE_KEY_PATH", KEY_PATH)
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("GITHUB_API_URL", world.gh.url())
+        .env("PREVIEW_DOMAIN", "preview.example.test")
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", previewd_tests::redis_url())
+        .env("REDIS_PREFIX", prefix)
+        .env("KUBECONFIG", world.kube.kubeconfig_path())
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("WORKER_CONCURRENCY", "16")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+}
+
+/// A signed `pull_request.opened` of about 24 KB for PR `number`.
+fn opened_payload(world: &World, number: u64) -> Vec<u8> {
+    let body = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(400);
+    serde_json::to_vec(&serde_json::json!({
+        "action": "opened",
+        "number": number,
+        "pull_request": {
+            "id": 100_000 + number, "number": number, "state": "open", "title": format!("Change {number}"),
+            "body": body, "user": {"login": MAINTAINER, "id": 1, "type": "User"},
+            "head": {"ref": format!("feature/{number}"), "sha": fake_sha(&format!("bench-{number}")), "repo": {"id": world.repo_id, "full_name": REPO}},
+            "base": {"ref": "main", "sha": fake_sha("main"), "repo": {"id": world.repo_id, "full_name": REPO}},
+            "draft": false, "merged": false, "labels": [], "author_association": "MEMBER"
+        },
+        "repository": {"id": world.repo_id, "name": "web", "full_name": REPO, "owner": {"login": "acme"}, "private": true, "default_branch": "main"},
+        "installation": {"id": world.installation},
+        "sender": {"login": MAINTAINER, "id": 1, "type": "User"}
+    }))
+    .unwrap_or_default()
+}
+
+async fn send(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, Duration) {
+    let signature = sign(SECRET, &body);
+    let started = Instant::now();
+    let status = client
+        .post(url)
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+        .header("x-hub-signature-256", signature)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    (status, started.elapsed())
+}
+
+async fn database(engine: Engine) -> anyhow::Result<TestDatabase> {
+    TestDatabase::create(engine).await
+}
+
+/// Phase 1: the app alone — start-up, idle memory, intake throughput and latency.
+async fn intake(engine: Engine) -> anyhow::Result<()> {
+    let world = world().await?;
+    let db = database(engine).await?;
+    let prefix = previewd_tests::redis_prefix();
+    let port = free_port();
+    let mut cmd = Command::new(bin("previewd"));
+    configure(&mut cmd, &world, &db.url, &prefix, port);
+    let started = Instant::now();
+    let app = Running::start(cmd);
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let first_answer = wait::until("the app's first answer", Duration::from_secs(30), || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let ok = client
+                .get(format!("{url}/healthz"))
+                .send()
+                .await
+                .ok()?
+                .status()
+                .is_success();
+            ok.then(|| started.elapsed())
+        }
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = app.child.id();
+    let (_, idle_rss, _) = proc_stats(pid);
+    println!("app start → first HTTP answer:        {}", ms(first_answer));
+    println!(
+        "app RSS idle:                          {:.1} MB",
+        idle_rss as f64 / 1024.0
+    );
+
+    // Throughput: 3,000 signed 24 KB webhooks from 32 concurrent senders.
+    let hook = format!("{url}/webhooks/github");
+    let total: u64 = 3000;
+    let senders: u64 = 32;
+    let payload_size = opened_payload(&world, 1).len();
+    let (cpu_before, _, _) = proc_stats(pid);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..senders {
+        let (client, hook) = (client.clone(), hook.clone());
+        let payloads: Vec<Vec<u8>> = (0..total / senders)
+            .map(|i| opened_payload(&world, 10_000 + s * 1000 + i))
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0;
+            for p in payloads {
+                if send(&client, &hook, p).await.0 == 202 {
+                    accepted += 1;
+                }
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await.unwrap_or(0);
+    }
+    let elapsed = t0.elapsed();
+    let (cpu_after, _, _) = proc_stats(pid);
+    let sent = (total / senders) * senders;
+    println!(
+        "intake throughput ({} KB payloads):   {:.0} webhooks/s ({accepted}/{sent} accepted in {:.2} s)",
+        payload_size / 1024,
+        sent as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "app CPU per webhook:                   {:.3} CPU-ms",
+        (cpu_after - cpu_before).as_secs_f64() * 1000.0 / sent as f64
+    );
+
+    // Latency at a steady 200 webhooks/s for 10 s.
+    let rate = 200u64;
+    let count = rate * 10;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let t0 = Instant::now();
+    for i in 0..count {
+        let due = t0 + Duration::from_micros(i * 1_000_000 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let (client, hook, tx) = (client.clone(), hook.clone(), tx.clone());
+        let payload = opened_payload(&world, 200_000 + i);
+        tokio::spawn(async move {
+            let _ = tx.send(send(&client, &hook, payload).await);
+        });
+    }
+    drop(tx);
+    let mut latencies = Vec::new();
+    while let Some((status, latency)) = rx.recv().await {
+        if status == 202 {
+            latencies.push(latency);
+        }
+    }
+    latencies.sort();
+    println!(
+        "webhook latency at {rate}/s ({} ok):      p50 {}  p99 {}  max {}",
+        latencies.len(),
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
+    let (_, _, peak) = proc_stats(pid);
+    println!(
+        "app peak RSS under load:               {:.1} MB",
+        peak as f64 / 1024.0
+    );
+    drop(app);
+    db.drop_database().await?;
+    previewd_tests::clear_redis_prefix(&prefix).await
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Ping {
+    sent_at_nanos: u128,
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+async fn ping(
+    job: Ping,
+    tx: Data<Arc<mpsc::UnboundedSender<Duration>>>,
+) -> Result<(), BoxDynError> {
+    let latency = now_nanos().saturating_sub(job.sent_at_nanos);
+    let _ = tx.send(Duration::from_nanos(
+        u64::try_from(latency).unwrap_or(u64::MAX),
+    ));
+    Ok(())
+}
+
+/// Phase 2: the queue — enqueue → job start through Redis and the wake-up path.
+async fn queue_latency() -> anyhow::Result<()> {
+    let prefix = previewd_tests::redis_prefix();
+    let client = redis::Client::open(previewd_tests::redis_url())?;
+    let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+    let storage =
+        RedisStorage::<Ping>::new(conn.clone()).with_config(Queue::Deploy.redis_config(&prefix));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let tx = Arc::new(tx);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let monitor = {
+        let (storage, client, prefix) = (storage.clone(), client.clone(), prefix.clone());
+        tokio::spawn(
+            Monitor::new()
+                .register(move |_| {
+                    WorkerBuilder::new("bench-worker")
+                        .backend(storage.clone().poll_with_stream(
+                            previewd_worker::wake::wake_stream(
+                                client.clone(),
+                                &prefix,
+                                Queue::Deploy,
+                            ),
+                        ))
+                        .data(tx.clone())
+                        .concurrency(8)
+                        .build(ping)
+                })
+                .run_with_signal(async move {
+                    let _ = stop_rx.await;
+                    Ok(())
+                }),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut push = storage.clone();
+    let mut publisher = conn.clone();
+    let channel = Queue::Deploy.wake_channel(&prefix);
+    let mut latencies = Vec::new();
+    for _ in 0..500 {
+        push.push(Ping {
+            sent_at_nanos: now_nanos(),
+        })
+        .await?;
+        redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(1)
+            .query_async::<i64>(&mut publisher)
+            .await?;
+        if let Ok(Some(latency)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            latencies.push(latency);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    latencies.sort();
+    println!(
+        "enqueue → job start ({} jobs, one at a time): p50 {}  p99 {}",
+        latencies.len(),
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99))
+    );
+    let burst = 3000;
+    let t0 = Instant::now();
+    for _ in 0..burst {
+        push.push(Ping {
+            sent_at_nanos: now_nanos(),
+        })
+        .await?;
+    }
+    redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(1)
+        .query_async::<i64>(&mut publisher)
+        .await?;
+    let mut done = 0;
+    while done < burst {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Some(_)) => done += 1,
+            _ => break,
+        }
+    }
+    println!(
+        "queue throughput (no-op jobs, concurrency 8): {:.0} jobs/s ({done}/{burst})",
+        f64::from(done) / t0.elapsed().as_secs_f64()
+    );
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), monitor).await;
+    previewd_tests::clear_redis_prefix(&prefix).await
+}
+
+/// Phase 3: whole lifecycles — webhook → check run in progress, N PRs at once, calls, memory.
+async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
+    let world = world().await?;
+    let db = database(engine).await?;
+    let prefix = previewd_tests::redis_prefix();
+    let port = free_port();
+    let mut app_cmd = Command::new(bin("previewd"));
+    configure(&mut app_cmd, &world, &db.url, &prefix, port);
+    let app = Running::start(app_cmd);
+    app.listen_addr();
+    let mut worker_cmd = Command::new(bin("previewd-worker"));
+    configure(&mut worker_cmd, &world, &db.url, &prefix, 0);
+    worker_cmd.env("WORKER_NAME", "bench-worker");
+    let worker = Running::start(worker_cmd);
+    worker.wait_for_line("worker running", Duration::from_secs(30));
+    world
+        .gh
+        .set_webhook_url(&format!("http://127.0.0.1:{port}/webhooks/github"));
+
+    // Webhook → check run in progress, one PR at a time.
+    let mut latencies = Vec::new();
+    for i in 0..20u64 {
+        let sha = fake_sha(&format!("single-{i}"));
+        let t0 = Instant::now();
+        let (_, _) = world
+            .gh
+            .open_pr(
+                REPO,
+                NewPr {
+                    author: MAINTAINER.into(),
+                    head_ref: format!("single/{i}"),
+                    head_sha: sha.clone(),
+                    ..NewPr::default()
+                },
+            )
+            .await;
+        let gh = world.gh.clone();
+        let latency = wait::until("the check run in progress", Duration::from_secs(30), || {
+            let (gh, sha) = (gh.clone(), sha.clone());
+            async move {
+                gh.check_runs(REPO, &sha)
+                    .iter()
+                    .any(|c| c.status == "in_progress" || c.status == "completed")
+                    .then(|| t0.elapsed())
+            }
+        })
+        .await?;
+        latencies.push(latency);
+        let gh = world.gh.clone();
+        wait::until("the single PR's preview", Duration::from_secs(30), || {
+            let (gh, sha) = (gh.clone(), sha.clone());
+            async move {
+                gh.check_runs(REPO, &sha)
+                    .iter()
+                    .any(|c| c.status == "completed")
+                    .then_some(())
+            }
+        })
+        .await?;
+    }
+    latencies.sort();
+    println!(
+        "webhook → check run in_progress:       p50 {}  p99 {} (20 PRs, includes the simulator's delivery)",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99))
+    );
+
+    for (label, n) in [("50", 50u64), ("500", 500u64)] {
+        world.gh.reset_calls();
+        let t0 = Instant::now();
+        let opens = (0..n).map(|i| {
+            let gh = world.gh.clone();
+            let sha = fake_sha(&format!("burst-{label}-{i}"));
+            async move {
+                gh.open_pr(
+                    REPO,
+                    NewPr {
+                        author: MAINTAINER.into(),
+                        head_ref: format!("burst-{label}/{i}"),
+                        head_sha: sha.clone(),
+                        ..NewPr::default()
+                    },
+                )
+                .await;
+                sha
+            }
+        });
+        let shas = join_all(opens).await;
+        let gh = world.gh.clone();
+        let finished = wait::until(&format!("{n} previews"), Duration::from_secs(300), || {
+            let (gh, shas) = (gh.clone(), shas.clone());
+            async move {
+                let done = shas
+                    .iter()
+                    .filter(|sha| {
+                        gh.check_runs(REPO, sha)
+                            .iter()
+                            .any(|c| c.conclusion.as_deref() == Some("success"))
+                    })
+                    .count();
+                (done == shas.len()).then(|| t0.elapsed())
+            }
+        })
+        .await;
+        let calls = world.gh.calls();
+        match finished {
+            Ok(wall) => println!(
+                "{label:>3} PRs opened at once → all running:  {:.2} s; GitHub calls per PR {:.1} (+{} token mints)",
+                wall.as_secs_f64(),
+                (calls.total - calls.tokens_minted) as f64 / n as f64,
+                calls.tokens_minted
+            ),
+            Err(e) => println!("{label:>3} PRs: {e}"),
+        }
+    }
+    let (_, _, app_peak) = proc_stats(app.child.id());
+    let (_, _, worker_peak) = proc_stats(worker.child.id());
+    println!(
+        "app peak RSS:                          {:.1} MB",
+        app_peak as f64 / 1024.0
+    );
+    println!(
+        "worker peak RSS (500 PRs):             {:.1} MB",
+        worker_peak as f64 / 1024.0
+    );
+    drop(worker);
+    drop(app);
+    db.drop_database().await?;
+    previewd_tests::clear_redis_prefix(&prefix).await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let engine = match std::env::var("BENCH_DATABASE").as_deref() {
+        Ok("postgres") => Engine::Postgres,
+        _ => Engine::Sqlite,
+    };
+    for name in ["previewd", "previewd-worker"] {
+        anyhow::ensure!(
+            bin(name).is_file(),
+            "{} is missing: build it next to this binary",
+            bin(name).display()
+        );
+    }
+    println!(
+        "previewd-bench — {} cores, database {engine:?}, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        chrono::Utc::now().format("%Y-%m-%d")
+    );
+    intake(engine).await?;
+    queue_latency().await?;
+    lifecycles(engine).await?;
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Webhook intake: what forged, malformed, duplicate, huge and unknown deliveries get, and that
+//! a burst of pull requests is deployed exactly once each.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use previewd::{github::webhook::sign, previews::report::COMMENT_MARKER};
+use previewd_entity::{PreviewStatus, deploy_attempt, preview, pull_request, webhook_delivery};
+use previewd_tests::{
+    db::Engine,
+    github::NewPr,
+    scenario::{MAINTAINER, Options, REPO, Scenario},
+    wait,
+};
+use sea_orm::{EntityTrait, PaginatorTrait};
+
+const SECRET: &str = "webhook-secret-value";
+
+async fn post(
+    s: &Scenario,
+    event: &str,
+    guid: &str,
+    body: Vec<u8>,
+    signature: Option<String>,
+) -> (u16, String) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(format!("{}/webhooks/github", s.app_url))
+        .header("x-github-event", event)
+        .header("x-github-delivery", guid)
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(sig) = signature {
+        request = request.header("x-hub-signature-256", sig);
+    }
+    let response = request.send().await.expect("app answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+async fn rows(s: &Scenario) -> anyhow::Result<(u64, u64, u64)> {
+    Ok((
+        webhook_delivery::Entity::find().count(&s.db).await?,
+        pull_request::Entity::find().count(&s.db).await?,
+        deploy_attempt::Entity::find().count(&s.db).await?,
+    ))
+}
+
+fn pull_request_payload(number: u64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "action": "opened",
+        "number": number,
+        "pull_request": {
+            "number": number, "title": "x", "user": {"login": MAINTAINER},
+            "head": {"ref": "f", "sha": "a".repeat(40), "repo": {"id": 1}},
+            "base": {"ref": "main", "sha": "b".repeat(40), "repo": {"id": 1}},
+            "draft": false, "merged": false, "labels": []
+        },
+        "repository": {"id": 1, "full_name": REPO, "default_branch": "main", "private": true},
+        "installation": {"id": 1},
+        "sender": {"login": MAINTAINER}
+    }))
+    .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_deliveries_get_clear_answers_and_change_nothing() -> anyhow::Result<()> {
+    let s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    let body = pull_request_payload(7);
+
+    // Forged: signed with another secret, or not signed at all → 401, nothing recorded.
+    let (status, text) = post(
+        &s,
+        "pull_request",
+        "guid-forged",
+        body.clone(),
+        Some(sign("not-the-secret", &body)),
+    )
+    .await;
+    assert_eq!(status, 401, "{text}");
+    let (status, _) = post(&s, "pull_request", "guid-unsigned", body.clone(), None).await;
+    assert_eq!(status, 401);
+    let mut tampered = body.clone();
+    let signature = sign(SECRET, &body);
+    tampered.push(b' ');
+    let (status, _) = post(
+        &s,
+        "pull_request",
+        "guid-tampered",
+        tampered,
+        Some(signature),
+    )
+    .await;
+    assert_eq!(status, 401, "a signature covers the exact bytes");
+    assert_eq!(
+        rows(&s).await?,
+        (0, 0, 0),
+        "a forged delivery has no side effect at all"
+    );
+
+    // Malformed JSON, correctly signed → 400.
+    let junk = b"{\"action\": \"opened\", ".to_vec();
+    let (status, text) = post(
+        &s,
+        "pull_request",
+        "guid-junk",
+        junk.clone(),
+        Some(sign(SECRET, &junk)),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("malformed pull_request payload"), "{text}");
+    let wrong_shape = br#"{"action": "opened", "pull_request": 5}"#.to_vec();
+    let (status, _) = post(
+        &s,
+        "pull_request",
+        "guid-shape",
+        wrong_shape.clone(),
+        Some(sign(SECRET, &wrong_shape)),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(rows(&s).await?, (0, 0, 0));
+
+    // Unknown events and actions → 2xx, recorded as ignored.
+    let star = br#"{"action": "created", "starred_at": null}"#.to_vec();
+    let (status, text) = post(
+        &s,
+        "star",
+        "guid-star",
+        star.clone(),
+        Some(sign(SECRET, &star)),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("ignored"));
+    let ping = s.gh.ping().await;
+    assert_eq!(ping.status_code, Some(200));
+
+    // Too big → 413 (GitHub caps payloads at 25 MB).
+    let huge = vec![b' '; 26 * 1024 * 1024];
+    let (status, _) = post(
+        &s,
+        "pull_request",
+        "guid-huge",
+        huge.clone(),
+        Some(sign(SECRET, &huge)),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        rows(&s).await?,
+        (2, 0, 0),
+        "only the star and the ping are recorded"
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_webhook_is_one_deploy() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    s.gh.put_file(
+        REPO,
+        "feature/x",
+        ".github/preview.yml",
+        "image: ghcr.io/acme/web:{sha}\n",
+    );
+    let sha = s.sha();
+    let (pr, delivery) =
+        s.gh.open_pr(
+            REPO,
+            NewPr {
+                author: MAINTAINER.into(),
+                head_ref: "feature/x".into(),
+                head_sha: sha,
+                ..NewPr::default()
+            },
+        )
+        .await;
+    assert_eq!(delivery.status_code, Some(202));
+    let again = s.gh.redeliver(delivery.id).await;
+    assert_eq!(
+        again.status_code,
+        Some(200),
+        "a known GUID is answered without new work"
+    );
+    s.wait_status(pr.number, PreviewStatus::Running).await;
+    assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+    assert_eq!(s.gh.check_runs(REPO, &pr.head_sha).len(), 1);
+    assert_eq!(webhook_delivery::Entity::find().count(&s.db).await?, 1);
+    s.stop().await
+}
+
+async fn fifty_pull_requests_at_once(engine: Engine) -> anyhow::Result<()> {
+    let mut options = Options::new(engine);
+    options.workers = 2;
+    let mut s = Scenario::start(options).await?;
+    let mut opened = Vec::new();
+    for i in 0..50 {
+        let branch = format!("feature/{i}");
+        s.gh.put_file(
+            REPO,
+            &branch,
+            ".github/preview.yml",
+            "image: ghcr.io/acme/web:{sha}\n",
+        );
+        let sha = s.sha();
+        let gh = s.gh.clone();
+        opened.push(async move {
+            gh.open_pr(
+                REPO,
+                NewPr {
+                    author: MAINTAINER.into(),
+                    head_ref: branch,
+                    head_sha: sha,
+                    ..NewPr::default()
+                },
+            )
+            .await
+        });
+    }
+    let prs = join_all(opened).await;
+    assert!(
+        prs.iter().all(|(_, d)| d.status_code == Some(202)),
+        "every webhook accepted"
+    );
+
+    let db = s.db.clone();
+    wait::until("50 running previews", Duration::from_secs(120), || {
+        let db = db.clone();
+        async move {
+            let all = preview::Entity::find().all(&db).await.ok()?;
+            (all.len() == 50 && all.iter().all(|p| p.status == PreviewStatus::Running))
+                .then_some(())
+        }
+    })
+    .await?;
+    let gh = s.gh.clone();
+    let numbers: Vec<u64> = prs.iter().map(|(pr, _)| pr.number).collect();
+    wait::until("50 sticky comments", Duration::from_secs(60), || {
+        let (gh, numbers) = (gh.clone(), numbers.clone());
+        async move {
+            numbers
+                .iter()
+                .all(|n| {
+                    gh.comments(REPO, *n)
+                        .iter()
+                        .any(|c| c.body.contains("Preview ready"))
+                })
+                .then_some(())
+        }
+    })
+    .await?;
+    for (pr, _) in &prs {
+        let ours: Vec<_> =
+            s.gh.comments(REPO, pr.number)
+                .into_iter()
+                .filter(|c| c.body.contains(COMMENT_MARKER))
+                .collect();
+        assert_eq!(ours.len(), 1, "one comment on #{}", pr.number);
+        let runs = s.gh.check_runs(REPO, &pr.head_sha);
+        assert_eq!(runs.len(), 1, "one check run on #{}", pr.number);
+        assert_eq!(runs[0].conclusion.as_deref(), Some("success"));
+    }
+    assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 50);
+    assert_eq!(s.gh.deployments(REPO).len(), 50);
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_fifty_pull_requests_at_once() -> anyhow::Result<()> {
+    fifty_pull_requests_at_once(Engine::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_fifty_pull_requests_at_once() -> anyhow::Result<()> {
+    fifty_pull_requests_at_once(Engine::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_means_503_and_a_redelivery_recovers() -> anyhow::Result<()> {
+    let mut redis = previewd_tests::redis_server::RedisServer::start(false).await?;
+    let mut options = Options::new(Engine::Sqlite);
+    options
+        .settings
+        .push(format!("--redis-url={}", redis.url()));
+    let mut s = Scenario::start(options).await?;
+    s.gh.put_file(
+        REPO,
+        "feature/r",
+        ".github/preview.yml",
+        "image: ghcr.io/acme/web:{sha}\n",
+    );
+
+    redis.kill();
+    let sha = s.sha();
+    let (pr, delivery) =
+        s.gh.open_pr(
+            REPO,
+            NewPr {
+                author: MAINTAINER.into(),
+                head_ref: "feature/r".into(),
+                head_sha: sha,
+                ..NewPr::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        delivery.status_code,
+        Some(503),
+        "GitHub sees a failed delivery"
+    );
+    let (_, pull_requests, attempts) = rows(&s).await?;
+    assert_eq!((pull_requests, attempts), (0, 0), "nothing half-written");
+
+    redis.restart().await?;
+    let again = s.gh.redeliver(delivery.id).await;
+    assert_eq!(again.status_code, Some(202), "the redelivery is processed");
+    s.wait_status(pr.number, PreviewStatus::Running).await;
+    assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+    s.stop().await
+}
