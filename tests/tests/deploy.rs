@@ -436,3 +436,134 @@ async fn github_errors_for_a_while_do_not_stop_the_preview() -> anyhow::Result<(
     );
     s.stop().await
 }
+
+/// The repository's own Helm chart, rendered by the real `helm` and applied by server-side apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_chart_is_rendered_and_applied() -> anyhow::Result<()> {
+    let helm = std::env::var("HELM_BIN")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/bin/helm").to_owned());
+    assert!(
+        std::path::Path::new(&helm).is_file(),
+        "helm not found at {helm}: run scripts/install-tools"
+    );
+    let mut options = Options::new(Engine::Sqlite);
+    options.settings.push(format!("--helm-bin={helm}"));
+    let mut s = Scenario::start(options).await?;
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/tests/fixtures/chart");
+    let branch = "feature/chart";
+    for entry in walk(&fixture) {
+        let relative = entry.strip_prefix(&fixture)?.to_string_lossy().into_owned();
+        s.gh.put_file(
+            REPO,
+            branch,
+            &format!("deploy/chart/{relative}"),
+            &std::fs::read_to_string(&entry)?,
+        );
+    }
+    let pr = s
+        .open_pr_with_config(
+            branch,
+            "image: ghcr.io/acme/web:{sha}\nchart: deploy/chart\n",
+        )
+        .await;
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    let ns = &preview.namespace;
+    let deployments = s.kube.list("deployments", Some(ns));
+    assert_eq!(deployments.len(), 1, "the chart's Deployment");
+    let image = deployments[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        image,
+        format!("ghcr.io/acme/web:{}", pr.head_sha),
+        "previewd's image reaches the chart's values"
+    );
+    assert_eq!(
+        deployments[0]["metadata"]["labels"]["app.kubernetes.io/managed-by"], "previewd",
+        "labelled for pruning"
+    );
+    assert!(
+        !s.kube.list("configmaps", Some(ns)).is_empty(),
+        "the chart's ConfigMap"
+    );
+    assert!(
+        s.kube
+            .list("pods", Some(ns))
+            .iter()
+            .all(|p| !p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("test-connection")),
+        "helm test hooks are skipped"
+    );
+    s.stop().await
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_that_never_gets_ready_fails_at_the_deadline() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite);
+    options.settings.push("--deploy-timeout=3s".into());
+    let mut s = Scenario::start(options).await?;
+    s.kube
+        .set_behaviour_for_image("ghcr.io/acme/slow", Behaviour::NeverReady);
+    let pr = s
+        .open_pr_with_config(
+            "feature/slow",
+            "image: ghcr.io/acme/slow:{sha}\nhealth: /ready\n",
+        )
+        .await;
+    s.wait_status(pr.number, PreviewStatus::Failed).await;
+    let run = s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(run.conclusion.as_deref(), Some("failure"), "{run:?}");
+    assert!(
+        run.title
+            .as_deref()
+            .unwrap_or_default()
+            .contains("never became ready"),
+        "{run:?}"
+    );
+    assert!(
+        run.summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("health"),
+        "says what to check: {run:?}"
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_replaced_once() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    s.gh.inject(Fault::any(FaultKind::UnauthorizedOnFirstUse, 2));
+    let pr = s.open_pr_with_config("feature/token", READY_IMAGE).await;
+    s.wait_status(pr.number, PreviewStatus::Running).await;
+    assert_eq!(
+        s.completed_check_run(&pr.head_sha)
+            .await
+            .conclusion
+            .as_deref(),
+        Some("success")
+    );
+    assert!(
+        s.gh.calls().tokens_minted >= 3,
+        "a refused token is replaced: {:?}",
+        s.gh.calls()
+    );
+    s.stop().await
+}

@@ -339,7 +339,10 @@ async fn try_deploy(ctx: &JobContext, job: &DeployJob, started: Instant) -> Resu
     }
 
     // The image.
-    let deadline = started + ctx.config.deploy_timeout;
+    // Waits end a little before the whole deploy's timeout, so that what was still missing is
+    // reported (the readiness diagnosis) rather than only that time ran out.
+    let margin = (ctx.config.deploy_timeout / 10).min(Duration::from_secs(5));
+    let deadline = started + ctx.config.deploy_timeout - margin;
     let image = match &config.source {
         ImageSource::Image(_) => config
             .source
@@ -454,7 +457,15 @@ async fn try_deploy(ctx: &JobContext, job: &DeployJob, started: Instant) -> Resu
         .await?
     {
         Outcome::Ready => {}
-        Outcome::Failed(d) | Outcome::TimedOut(d) => return Err(Stop::User(failure_of(d))),
+        Outcome::Failed(d) => return Err(Stop::User(failure_of(d))),
+        Outcome::TimedOut(mut d) => {
+            d.message = format!(
+                "{} within the deploy timeout of {} s (DEPLOY_TIMEOUT)",
+                d.message,
+                ctx.config.deploy_timeout.as_secs()
+            );
+            return Err(Stop::User(failure_of(d)));
+        }
     }
     if ctx.config.probe_urls {
         probe(ctx, &url, &config.health, deadline).await?;
