@@ -36,6 +36,10 @@ pub struct DeployJob {
     /// that they have write permission before treating it as approved.
     #[serde(default)]
     pub approved_by: Option<String>,
+    /// Someone pressed Redeploy or commented `/preview redeploy`: the worker checks that they
+    /// have write permission first.
+    #[serde(default)]
+    pub requested_by: Option<String>,
 }
 
 /// Remove a preview's environment.
@@ -44,6 +48,10 @@ pub struct CleanupJob {
     pub preview_id: i64,
     /// Why, in words for the sticky comment ("the pull request was closed").
     pub reason: String,
+    /// Someone pressed Destroy or commented `/preview destroy`: the worker checks that they have
+    /// write permission first.
+    #[serde(default)]
+    pub requested_by: Option<String>,
 }
 
 /// The queues previewd uses.
@@ -185,9 +193,13 @@ mod tests {
         let job = DeployJob {
             attempt_id: 7,
             approved_by: None,
+            requested_by: None,
         };
         let text = serde_json::to_string(&job).expect("json");
-        assert_eq!(text, r#"{"attempt_id":7,"approved_by":null}"#);
+        assert_eq!(
+            text,
+            r#"{"attempt_id":7,"approved_by":null,"requested_by":null}"#
+        );
         let old: DeployJob =
             serde_json::from_str(r#"{"attempt_id":7}"#).expect("older payloads still read");
         assert_eq!(old, job);

@@ -19,9 +19,12 @@ use url::Url;
 use crate::{
     github::{
         GitHub, GitHubError, RepoName,
-        api::{CheckRunReport, CheckStatus, DeploymentState, DeploymentStatus},
+        api::{
+            CheckAction, CheckRunReport, CheckStatus, Conclusion, DeploymentState, DeploymentStatus,
+        },
     },
     previews::{
+        intake::{ACTION_DESTROY, ACTION_REDEPLOY},
         records::{self, AttemptContext},
         report::{self, CheckText, CommentState, HistoryLine},
     },
@@ -87,7 +90,7 @@ impl Reporter {
             title: text.title,
             summary: text.summary,
             text: text.text,
-            actions: Vec::new(),
+            actions: actions_for(status),
         }
     }
 
@@ -152,6 +155,33 @@ impl Reporter {
                 }
             }
         }
+    }
+
+    /// Replaces the text of an existing check run, leaving its status alone (to answer a button
+    /// press that was refused).
+    pub async fn explain(
+        &self,
+        repository: &previewd_entity::repository::Model,
+        check_run_id: i64,
+        title: &str,
+        summary: &str,
+    ) -> Result<(), ReportError> {
+        let repo = RepoName::parse(&repository.full_name).ok_or_else(|| {
+            ReportError::Database(DbErr::Custom(format!(
+                "bad repository name {:?}",
+                repository.full_name
+            )))
+        })?;
+        self.github
+            .update_check_run_output(
+                repository.installation_id,
+                &repo,
+                check_run_id,
+                title,
+                summary,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Updates the sticky comment of the attempt's pull request, creating it the first time.
@@ -316,6 +346,27 @@ impl Reporter {
                 },
             })
             .collect())
+    }
+}
+
+/// The buttons of a check run: on a finished deploy, Redeploy and Destroy.
+fn actions_for(status: CheckStatus) -> Vec<CheckAction> {
+    match status {
+        CheckStatus::Completed(
+            Conclusion::Success | Conclusion::Failure | Conclusion::TimedOut,
+        ) => vec![
+            CheckAction {
+                label: "Redeploy",
+                description: "Deploy this commit again",
+                identifier: ACTION_REDEPLOY,
+            },
+            CheckAction {
+                label: "Destroy",
+                description: "Remove this preview",
+                identifier: ACTION_DESTROY,
+            },
+        ],
+        _ => Vec::new(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use previewd::{
-    github::api::DeploymentState,
+    github::{RepoName, api::DeploymentState},
     jobs::CleanupJob,
     previews::{records, report::CommentState},
 };
@@ -31,6 +31,11 @@ pub async fn cleanup_job(job: CleanupJob, ctx: Data<Arc<JobContext>>) -> Result<
     if preview.status == PreviewStatus::Deleted {
         return Ok(());
     }
+    if let Some(who) = &job.requested_by
+        && !may_destroy(&ctx, job.preview_id, who).await?
+    {
+        return Ok(());
+    }
     if preview.status != PreviewStatus::Deleting {
         records::set_preview_status(&ctx.db, preview.clone(), PreviewStatus::Deleting).await?;
     }
@@ -44,6 +49,44 @@ pub async fn cleanup_job(job: CleanupJob, ctx: Data<Arc<JobContext>>) -> Result<
     let result = remove(&ctx, &job).await;
     lock.release().await;
     result
+}
+
+/// Destroy asked for by `who`: only people with write permission may; others get an explanation
+/// on the preview's check run, and the preview stays.
+async fn may_destroy(ctx: &JobContext, preview_id: i64, who: &str) -> Result<bool, BoxDynError> {
+    let Some((preview, _, repository)) = records::preview_context(&ctx.db, preview_id).await?
+    else {
+        return Ok(false);
+    };
+    let Some(repo) = RepoName::parse(&repository.full_name) else {
+        return Ok(false);
+    };
+    if ctx
+        .github
+        .permission(repository.installation_id, &repo, who)
+        .await?
+        .can_write()
+    {
+        return Ok(true);
+    }
+    tracing::info!(
+        who,
+        preview = preview_id,
+        "destroy refused: no write permission"
+    );
+    if let Some(check_run) = preview.check_run_id.filter(|id| *id > 0) {
+        let summary = format!(
+            "@{who} asked to destroy this preview, but only people with write permission on the repository can."
+        );
+        if let Err(e) = ctx
+            .reporter
+            .explain(&repository, check_run, "Destroy not allowed", &summary)
+            .await
+        {
+            tracing::warn!(error = %e, "could not explain the refusal on the check run");
+        }
+    }
+    Ok(false)
 }
 
 async fn remove(ctx: &JobContext, job: &CleanupJob) -> Result<(), BoxDynError> {

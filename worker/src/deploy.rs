@@ -63,6 +63,8 @@ pub enum Stop {
     Cancelled(String),
     /// Untrusted and not approved: reported, waiting for a human.
     NeedsApproval,
+    /// Asked for by someone without write permission: explained, nothing done.
+    Refused,
 }
 
 impl From<DbErr> for Stop {
@@ -167,8 +169,11 @@ async fn run_attempt(ctx: &JobContext, job: &DeployJob) -> Result<(), BoxDynErro
     let mut tries = 0;
     loop {
         tries += 1;
-        let outcome =
-            tokio::time::timeout(ctx.config.deploy_timeout, try_deploy(ctx, job, started)).await;
+        let outcome = tokio::time::timeout(
+            ctx.config.deploy_timeout,
+            Box::pin(try_deploy(ctx, job, started)),
+        )
+        .await;
         let stop = match outcome {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(stop)) => stop,
@@ -211,7 +216,7 @@ async fn run_attempt(ctx: &JobContext, job: &DeployJob) -> Result<(), BoxDynErro
                 finish_cancelled(ctx, job.attempt_id, &why).await;
                 return Ok(());
             }
-            Stop::NeedsApproval => return Ok(()),
+            Stop::NeedsApproval | Stop::Refused => return Ok(()),
         }
     }
 }
@@ -255,6 +260,9 @@ async fn set_status(
 
 async fn try_deploy(ctx: &JobContext, job: &DeployJob, started: Instant) -> Result<(), Stop> {
     let actx = current(ctx, job.attempt_id).await?;
+    if let Some(who) = &job.requested_by {
+        refuse_unless_writer(ctx, &actx, who).await?;
+    }
     mark_running(ctx, &actx.attempt).await?;
     set_status(ctx, &actx, PreviewStatus::Building).await?;
     let repo = RepoName::parse(&actx.repository.full_name)
@@ -388,10 +396,12 @@ async fn try_deploy(ctx: &JobContext, job: &DeployJob, started: Instant) -> Resu
             let job_object = cluster::build_job(&meta, &spec);
             let job_name = job_object.metadata.name.clone().unwrap_or_default();
             ctx.cluster.apply(&job_object).await?;
-            match ctx
-                .cluster
-                .wait_job(&meta.namespace, &job_name, deadline)
-                .await?
+            match while_current(
+                ctx,
+                job.attempt_id,
+                ctx.cluster.wait_job(&meta.namespace, &job_name, deadline),
+            )
+            .await??
             {
                 Outcome::Ready => {}
                 Outcome::Failed(d) | Outcome::TimedOut(d) => return Err(Stop::User(failure_of(d))),
@@ -451,10 +461,12 @@ async fn try_deploy(ctx: &JobContext, job: &DeployJob, started: Instant) -> Resu
             ctx.cluster.apply(&cluster::ingress(&meta, &web)).await?;
         }
     }
-    match ctx
-        .cluster
-        .wait_workloads(&meta.namespace, deadline)
-        .await?
+    match while_current(
+        ctx,
+        job.attempt_id,
+        ctx.cluster.wait_workloads(&meta.namespace, deadline),
+    )
+    .await??
     {
         Outcome::Ready => {}
         Outcome::Failed(d) => return Err(Stop::User(failure_of(d))),
@@ -491,6 +503,79 @@ async fn try_deploy(ctx: &JobContext, job: &DeployJob, started: Instant) -> Resu
     )
     .await
 }
+
+/// A Redeploy asked for by `who`: only people with write permission may; others get an
+/// explanation on the check run they pressed, and nothing happens.
+async fn refuse_unless_writer(
+    ctx: &JobContext,
+    actx: &AttemptContext,
+    who: &str,
+) -> Result<(), Stop> {
+    let repo = RepoName::parse(&actx.repository.full_name)
+        .ok_or_else(|| Stop::User(Failure::new(FailureKind::Config, "invalid repository name")))?;
+    if ctx
+        .github
+        .permission(actx.repository.installation_id, &repo, who)
+        .await?
+        .can_write()
+    {
+        return Ok(());
+    }
+    tracing::info!(who, "redeploy refused: no write permission");
+    finish_attempt(
+        ctx,
+        actx.attempt.id,
+        AttemptStatus::Cancelled,
+        Some("not_permitted"),
+        Some("requester lacks write permission"),
+        None,
+    )
+    .await?;
+    if let Some(check_run) = actx.preview.check_run_id.filter(|id| *id > 0) {
+        let summary = format!(
+            "@{who} asked to redeploy, but only people with write permission on the repository can."
+        );
+        if let Err(e) = ctx
+            .reporter
+            .explain(
+                &actx.repository,
+                check_run,
+                "Redeploy not allowed",
+                &summary,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not explain the refusal on the check run");
+        }
+    }
+    Err(Stop::Refused)
+}
+
+/// Runs `wait` (a long wait on the cluster) while the attempt is still wanted: a newer commit or
+/// a cleanup stops it within [`RECHECK`] instead of at the end of the wait.
+async fn while_current<T>(
+    ctx: &JobContext,
+    attempt_id: i64,
+    wait: impl Future<Output = T>,
+) -> Result<T, Stop> {
+    let unwanted = async {
+        loop {
+            tokio::time::sleep(RECHECK).await;
+            if let Err(stop @ (Stop::Superseded(_) | Stop::Cancelled(_))) =
+                current(ctx, attempt_id).await
+            {
+                return stop;
+            }
+        }
+    };
+    tokio::select! {
+        result = wait => Ok(result),
+        stop = unwanted => Err(stop),
+    }
+}
+
+/// How often a long wait checks that its attempt is still wanted.
+const RECHECK: Duration = Duration::from_millis(500);
 
 /// Decides whether the commit may be deployed; `Ok(true)` when the author is trusted,
 /// `Ok(false)` when an approval covers it, `Err(NeedsApproval)` after reporting otherwise.

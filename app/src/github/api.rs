@@ -339,6 +339,22 @@ impl GitHub {
         .map(drop)
     }
 
+    /// Replaces only the title and summary of a check run (its status and conclusion stay).
+    pub async fn update_check_run_output(
+        &self,
+        installation: i64,
+        repo: &RepoName,
+        id: i64,
+        title: &str,
+        summary: &str,
+    ) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/check-runs/{id}");
+        let body = json!({ "output": { "title": crate::sanitize::cap(title, 255), "summary": crate::sanitize::cap(summary, MAX_SUMMARY) } });
+        self.patch(Auth::Installation(installation), &path, &body)
+            .await
+            .map(drop)
+    }
+
     /// Posts a comment on a pull request; returns its id.
     pub async fn create_comment(
         &self,

@@ -11,7 +11,9 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{APPROVE_LABEL, COMMAND_PREFIX, records};
 use crate::{
-    github::webhook::{Event, InstallationAction, PullRequest, PullRequestAction, Repo},
+    github::webhook::{
+        CheckRunAction, Event, InstallationAction, PullRequest, PullRequestAction, Repo,
+    },
     jobs::{CleanupJob, DeployJob},
 };
 
@@ -161,9 +163,56 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
                 removed.len()
             )))
         }
-        Event::CheckRun { .. } | Event::CheckSuiteRerequested { .. } => Ok(Decision::ignored(
-            "check run buttons and re-runs are not handled yet",
-        )),
+        Event::CheckRun {
+            action,
+            installation,
+            repo,
+            head_sha,
+            external_id,
+            pull_requests,
+            sender,
+            ..
+        } => {
+            let preview = match external_id.as_deref().and_then(|id| id.parse::<i64>().ok()) {
+                Some(attempt_id) => records::attempt_context(db, attempt_id)
+                    .await?
+                    .map(|c| c.preview),
+                None => None,
+            };
+            let preview = match preview {
+                Some(p) => Some(p),
+                None => preview_by_numbers(db, repo, pull_requests).await?,
+            };
+            let Some(preview) = preview else {
+                return Ok(Decision::ignored(
+                    "check run of a preview previewd does not know",
+                ));
+            };
+            let _ = installation;
+            match action {
+                CheckRunAction::Rerequested => rerun(db, preview, head_sha, "rerun", None).await,
+                CheckRunAction::RequestedAction(id) if id == ACTION_REDEPLOY => {
+                    rerun(db, preview, head_sha, "redeploy", Some(sender)).await
+                }
+                CheckRunAction::RequestedAction(id) if id == ACTION_DESTROY => {
+                    destroy(preview, sender)
+                }
+                CheckRunAction::RequestedAction(other) => Ok(Decision::ignored(format!(
+                    "unknown check run action {other:?}"
+                ))),
+            }
+        }
+        Event::CheckSuiteRerequested {
+            repo,
+            head_sha,
+            pull_requests,
+            ..
+        } => {
+            let Some(preview) = preview_by_numbers(db, repo, pull_requests).await? else {
+                return Ok(Decision::ignored("check suite of no known preview"));
+            };
+            rerun(db, preview, head_sha, "rerun", None).await
+        }
     }
 }
 
@@ -208,6 +257,7 @@ async fn pull_request(
                 cleanups: vec![CleanupJob {
                     preview_id: preview.id,
                     reason: reason.into(),
+                    requested_by: None,
                 }],
                 ..Decision::default()
             })
@@ -239,9 +289,12 @@ async fn pull_request(
                 PullRequestAction::ReadyForReview => "ready_for_review",
                 _ => "base_changed",
             };
-            // One deploy per (preview, sha) unless someone asks again; a base change redeploys.
-            if action != PullRequestAction::BaseChanged
-                && records::has_attempt(db, preview.id, &pr_row.head_sha).await?
+            // One deploy per (preview, sha) unless someone asks again; a base change or a
+            // reopened pull request (whose preview was removed) deploys again.
+            if !matches!(
+                action,
+                PullRequestAction::BaseChanged | PullRequestAction::Reopened
+            ) && records::has_attempt(db, preview.id, &pr_row.head_sha).await?
             {
                 return Ok(Decision::recorded(format!(
                     "{} already has a deploy of {}",
@@ -263,6 +316,7 @@ async fn pull_request(
                 deploys: vec![DeployJob {
                     attempt_id: attempt.id,
                     approved_by: None,
+                    requested_by: None,
                 }],
                 ..Decision::default()
             })
@@ -301,6 +355,7 @@ async fn approve(
         deploys: vec![DeployJob {
             attempt_id: attempt.id,
             approved_by: Some(approver.to_owned()),
+            requested_by: None,
         }],
         ..Decision::default()
     })
@@ -335,10 +390,106 @@ async fn comment_command(
     }
     match command {
         Command::Approve => approve(db, &pr_row, repo, sender, "approval").await,
-        Command::Redeploy | Command::Destroy => Ok(Decision::ignored(
-            "/preview redeploy and destroy are not handled yet",
-        )),
+        Command::Redeploy => {
+            let Some(preview) = records::preview_of(db, pr_row.id).await? else {
+                return Ok(Decision::ignored("no preview to redeploy"));
+            };
+            let head = pr_row.head_sha.clone();
+            rerun(db, preview, &head, "redeploy", Some(sender)).await
+        }
+        Command::Destroy => {
+            let Some(preview) = records::preview_of(db, pr_row.id).await? else {
+                return Ok(Decision::ignored("no preview to destroy"));
+            };
+            destroy(preview, sender)
+        }
     }
+}
+
+/// The check run button that deploys the commit again.
+pub const ACTION_REDEPLOY: &str = "redeploy";
+/// The check run button that removes the preview.
+pub const ACTION_DESTROY: &str = "destroy";
+
+/// The preview of the first of `numbers` (pull requests of `repo`) that has one.
+async fn preview_by_numbers(
+    db: &impl ConnectionTrait,
+    repo: &Repo,
+    numbers: &[u64],
+) -> Result<Option<previewd_entity::preview::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    for number in numbers {
+        let Ok(number) = i32::try_from(*number) else {
+            continue;
+        };
+        let pr = previewd_entity::pull_request::Entity::find()
+            .filter(previewd_entity::pull_request::Column::RepositoryId.eq(repo.id))
+            .filter(previewd_entity::pull_request::Column::Number.eq(number))
+            .one(db)
+            .await?;
+        if let Some(pr) = pr
+            && let Some(preview) = records::preview_of(db, pr.id).await?
+        {
+            return Ok(Some(preview));
+        }
+    }
+    Ok(None)
+}
+
+/// Deploys `sha` again (Re-run, Redeploy): a new attempt, so a new check run.
+async fn rerun(
+    db: &impl ConnectionTrait,
+    preview: previewd_entity::preview::Model,
+    sha: &str,
+    trigger: &str,
+    requested_by: Option<&str>,
+) -> Result<Decision, DbErr> {
+    if preview.head_sha != sha {
+        return Ok(Decision::ignored(format!(
+            "{} is not the head commit any more; the newest is deployed",
+            short(sha)
+        )));
+    }
+    let preview = if preview.status == PreviewStatus::Deleted {
+        records::set_preview_status(db, preview, PreviewStatus::Pending).await?
+    } else {
+        preview
+    };
+    let attempt = records::new_attempt(db, preview.id, sha, trigger).await?;
+    Ok(Decision {
+        acted: true,
+        detail: format!(
+            "{trigger} of {} at {} enqueued",
+            preview.namespace,
+            short(sha)
+        ),
+        deploys: vec![DeployJob {
+            attempt_id: attempt.id,
+            approved_by: None,
+            requested_by: requested_by.map(str::to_owned),
+        }],
+        ..Decision::default()
+    })
+}
+
+/// Removes the preview at someone's request (the worker checks their permission).
+fn destroy(preview: previewd_entity::preview::Model, sender: &str) -> Result<Decision, DbErr> {
+    if matches!(
+        preview.status,
+        PreviewStatus::Deleted | PreviewStatus::Deleting
+    ) {
+        return Ok(Decision::ignored("the preview is already removed"));
+    }
+    Ok(Decision {
+        acted: true,
+        detail: format!("destroy of {} requested by {sender}", preview.namespace),
+        cleanups: vec![CleanupJob {
+            preview_id: preview.id,
+            reason: format!("@{sender} asked for it"),
+            requested_by: Some(sender.to_owned()),
+        }],
+        ..Decision::default()
+    })
 }
 
 fn short(sha: &str) -> &str {

@@ -224,7 +224,9 @@ async fn process(
     }
     txn.commit().await.map_err(|e| format!("database: {e}"))?;
 
-    for job in &decision.deploys {
+    // A redeploy asked for by someone whose permission is not yet checked gets its check run
+    // only once the worker allows it.
+    for job in decision.deploys.iter().filter(|j| j.requested_by.is_none()) {
         reporter::spawn_queued_check_run(state.reporter.clone(), job.attempt_id);
     }
     Ok(Processed::Done(decision))

@@ -74,6 +74,8 @@ pub struct GitHubSimOptions {
     pub token_lifetime: Duration,
     /// Added to every answer (0).
     pub latency: Duration,
+    /// Requests per hour for the App and for each installation (5,000, GitHub's base grant).
+    pub rate_limit: u64,
 }
 
 impl Default for GitHubSimOptions {
@@ -84,6 +86,7 @@ impl Default for GitHubSimOptions {
             webhook_secret: "webhook-secret-value".to_owned(),
             token_lifetime: Duration::from_secs(3600),
             latency: Duration::ZERO,
+            rate_limit: 5000,
         }
     }
 }

@@ -23,11 +23,11 @@ use super::{
     state::{Bucket, RateWindow, Shared, State},
 };
 
-/// Rate limits per hour, as GitHub grants them.
-fn limit_of(bucket: Bucket) -> u64 {
+/// Rate limits per hour, as GitHub grants them (`hourly` for Apps and installations).
+fn limit_of(bucket: Bucket, hourly: u64) -> u64 {
     match bucket {
         Bucket::Anonymous => 60,
-        Bucket::App | Bucket::Installation(_) => 5000,
+        Bucket::App | Bucket::Installation(_) => hourly,
     }
 }
 
@@ -40,7 +40,7 @@ struct Rate {
 }
 
 /// Spends one request of `bucket`'s hourly budget (the anonymous budget is reported, not enforced).
-fn spend(state: &mut State, bucket: Bucket) -> Rate {
+fn spend(state: &mut State, bucket: Bucket, hourly: u64) -> Rate {
     let now = Instant::now();
     let window = state.rate.entry(bucket).or_insert_with(|| RateWindow {
         started: now,
@@ -54,7 +54,7 @@ fn spend(state: &mut State, bucket: Bucket) -> Rate {
             used: 0,
         };
     }
-    let limit = limit_of(bucket);
+    let limit = limit_of(bucket, hourly);
     let exceeded = bucket != Bucket::Anonymous && window.used >= limit;
     if !exceeded {
         window.used += 1;
@@ -111,7 +111,7 @@ pub(crate) async fn dispatch(
         let rate = {
             let mut state = shared.lock();
             state.record_unimplemented(&what);
-            spend(&mut state, Bucket::Anonymous)
+            spend(&mut state, Bucket::Anonymous, shared.opts.rate_limit)
         };
         let err = ApiError::new(501, format!("github simulator: not implemented: {what}"));
         return finish(error_reply(&err), &rate, &request_id, &err.headers);
@@ -122,7 +122,7 @@ pub(crate) async fn dispatch(
         let mut state = shared.lock();
         let caller = auth::authenticate(&shared, &mut state, route.auth, &headers, &route_key);
         let bucket = caller.as_ref().map_or(Bucket::Anonymous, |c| c.bucket());
-        let rate = spend(&mut state, bucket);
+        let rate = spend(&mut state, bucket, shared.opts.rate_limit);
         if let (Ok(auth::Caller::Installation(id)), false) = (&caller, rate.exceeded) {
             *state.calls.by_installation.entry(*id).or_default() += 1;
         }

@@ -132,6 +132,7 @@ fn template_hash(template: &Value) -> String {
 /// The background loop: reconcile, then sleep until woken by a write or a deadline.
 pub(crate) async fn run(shared: Arc<Shared>) {
     loop {
+        let started = Instant::now();
         let next = {
             let mut w = shared
                 .world
@@ -139,12 +140,18 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             reconcile(&mut w, &shared.opts, Instant::now())
         };
+        let pass = started.elapsed();
         let sleep = match next {
             Some(at) => tokio::time::sleep_until(at.into()),
             None => tokio::time::sleep(Duration::from_secs(3600)),
         };
         tokio::select! {
-            () = shared.wake.notified() => {}
+            () = shared.wake.notified() => {
+                // A pass looks at every object: with many previews, reconciling on every write
+                // would leave no CPU for anything else. Let writes gather for as long as the last
+                // pass took, so the controllers use at most about half of a core.
+                tokio::time::sleep(pass).await;
+            }
             () = sleep => {}
         }
     }

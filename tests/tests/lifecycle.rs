@@ -1,0 +1,273 @@
+//! The life of a preview after it exists: pushes redeploy (newest commit wins), closing removes
+//! it, reopening brings it back.
+
+use std::time::Duration;
+
+use previewd::previews::report::COMMENT_MARKER;
+use previewd_entity::{AttemptStatus, PreviewStatus, deploy_attempt};
+use previewd_tests::{
+    db::Engine,
+    kube::KubeSimOptions,
+    scenario::{Options, REPO, Scenario, preview_of},
+    wait,
+};
+use sea_orm::EntityTrait;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_quick_pushes_end_at_the_newest_commit() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite);
+    // Builds take a while, so the pushes land while the first one is still building.
+    options.kube = KubeSimOptions {
+        job_duration: Duration::from_secs(2),
+        ..KubeSimOptions::default()
+    };
+    let mut s = Scenario::start(options).await?;
+    let pr = s.open_pr("feature/fast").await;
+    let db = s.db.clone();
+    wait::until("the first build to start", Duration::from_secs(30), || {
+        let db = db.clone();
+        async move {
+            (preview_of(&db, pr.number).await?.status == PreviewStatus::Building).then_some(())
+        }
+    })
+    .await?;
+    let second = s.sha();
+    let third = s.sha();
+    s.gh.push(REPO, pr.number, &second).await;
+    s.gh.push(REPO, pr.number, &third).await;
+
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    assert_eq!(preview.head_sha, third);
+    let run = s.completed_check_run(&third).await;
+    assert_eq!(run.conclusion.as_deref(), Some("success"));
+    let first_run = s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(
+        first_run.conclusion.as_deref(),
+        Some("cancelled"),
+        "{first_run:?}"
+    );
+    let title = first_run.title.clone().unwrap_or_default();
+    assert!(
+        title.contains(&second[..7]) || title.contains(&third[..7]),
+        "names the newer commit: {first_run:?}"
+    );
+    let deployment = &s.gh.deployments(REPO)[0];
+    assert_eq!(deployment.sha, pr.head_sha);
+    let states: Vec<String> =
+        s.gh.deployment_statuses(deployment.id)
+            .into_iter()
+            .map(|d| d.state)
+            .collect();
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("inactive"),
+        "the superseded deployment is closed: {states:?}"
+    );
+    let image = s.kube.list("deployments", Some(&preview.namespace))[0]["spec"]["template"]["spec"]
+        ["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        image.ends_with(&third),
+        "the cluster runs the newest commit: {image}"
+    );
+    let attempts = deploy_attempt::Entity::find().all(&s.db).await?;
+    assert!(
+        attempts
+            .iter()
+            .any(|a| a.sha == pr.head_sha && a.status == AttemptStatus::Superseded),
+        "{attempts:?}"
+    );
+    let ours =
+        s.gh.comments(REPO, pr.number)
+            .into_iter()
+            .filter(|c| c.body.contains(COMMENT_MARKER))
+            .count();
+    assert_eq!(ours, 1);
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_removes_the_preview_and_reopening_brings_it_back() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite);
+    options.kube = KubeSimOptions {
+        namespace_deletion_delay: Duration::from_millis(300),
+        ..KubeSimOptions::default()
+    };
+    let mut s = Scenario::start(options).await?;
+    let pr = s
+        .open_pr_with_config("feature/done", "image: ghcr.io/acme/web:{sha}\n")
+        .await;
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    assert!(s.kube.get("namespaces", None, &preview.namespace).is_some());
+
+    s.gh.close_pr(REPO, pr.number, false).await;
+    let removed = s.wait_status(pr.number, PreviewStatus::Deleted).await;
+    assert!(removed.deleted_at.is_some(), "the row stays as history");
+    assert!(
+        s.kube.get("namespaces", None, &preview.namespace).is_none(),
+        "the namespace is gone"
+    );
+    let comments = s.wait_comment(pr.number, "Preview removed").await;
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.body.contains("the pull request was closed")),
+        "says why: {comments:?}"
+    );
+    let deployment = &s.gh.deployments(REPO)[0];
+    let gh = s.gh.clone();
+    let id = deployment.id;
+    wait::until(
+        "the deployment to be inactive",
+        Duration::from_secs(30),
+        || {
+            let gh = gh.clone();
+            async move {
+                gh.deployment_statuses(id)
+                    .last()
+                    .is_some_and(|d| d.state == "inactive")
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+
+    s.gh.reopen_pr(REPO, pr.number).await;
+    let back = s.wait_status(pr.number, PreviewStatus::Running).await;
+    assert_eq!(back.namespace, preview.namespace);
+    assert!(s.kube.get("namespaces", None, &preview.namespace).is_some());
+    let ours =
+        s.gh.comments(REPO, pr.number)
+            .into_iter()
+            .filter(|c| c.body.contains(COMMENT_MARKER))
+            .count();
+    assert_eq!(ours, 1, "still one sticky comment");
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_and_buttons_redeploy_or_destroy_for_writers_only() -> anyhow::Result<()> {
+    use previewd_tests::scenario::{MAINTAINER, OUTSIDER};
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    let pr = s
+        .open_pr_with_config("feature/buttons", "image: ghcr.io/acme/web:{sha}\n")
+        .await;
+    s.wait_status(pr.number, PreviewStatus::Running).await;
+    let first = s.completed_check_run(&pr.head_sha).await;
+    let buttons: Vec<&str> = first
+        .actions
+        .iter()
+        .map(|a| a.identifier.as_str())
+        .collect();
+    assert_eq!(buttons, ["redeploy", "destroy"], "{first:?}");
+
+    // GitHub's "Re-run": a new check run on the same commit, deployed again.
+    s.gh.rerequest_check_run(REPO, first.id, MAINTAINER).await;
+    let gh = s.gh.clone();
+    let sha = pr.head_sha.clone();
+    let completed_runs = |n: usize| {
+        let (gh, sha) = (gh.clone(), sha.clone());
+        move || {
+            let (gh, sha) = (gh.clone(), sha.clone());
+            async move {
+                let runs = gh.check_runs(REPO, &sha);
+                (runs.len() == n && runs.iter().all(|r| r.status == "completed")).then_some(runs)
+            }
+        }
+    };
+    let runs = wait::until(
+        "a second check run",
+        Duration::from_secs(30),
+        completed_runs(2),
+    )
+    .await?;
+    assert_eq!(runs[1].conclusion.as_deref(), Some("success"));
+
+    // "Re-run all checks" on the suite does the same.
+    s.gh.rerequest_check_suite(REPO, &pr.head_sha, MAINTAINER)
+        .await;
+    wait::until(
+        "a third check run",
+        Duration::from_secs(30),
+        completed_runs(3),
+    )
+    .await?;
+
+    // Redeploy pressed by someone without write permission: explained, nothing deployed.
+    let latest =
+        s.gh.check_runs(REPO, &pr.head_sha)
+            .last()
+            .cloned()
+            .expect("a run");
+    s.gh.request_action(REPO, latest.id, "redeploy", OUTSIDER)
+        .await;
+    let gh = s.gh.clone();
+    let id = latest.id;
+    wait::until(
+        "the refusal on the check run",
+        Duration::from_secs(30),
+        || {
+            let gh = gh.clone();
+            async move {
+                gh.check_run(id)?
+                    .title
+                    .filter(|t| t.contains("not allowed"))
+                    .map(drop)
+            }
+        },
+    )
+    .await?;
+    assert_eq!(
+        s.gh.check_runs(REPO, &pr.head_sha).len(),
+        3,
+        "no new deploy"
+    );
+    assert_eq!(
+        s.gh.check_run(id).and_then(|r| r.conclusion).as_deref(),
+        Some("success"),
+        "the conclusion stays"
+    );
+
+    // Redeploy by a maintainer: a fourth run.
+    s.gh.request_action(REPO, latest.id, "redeploy", MAINTAINER)
+        .await;
+    wait::until(
+        "a fourth check run",
+        Duration::from_secs(30),
+        completed_runs(4),
+    )
+    .await?;
+
+    // Destroy: refused for an outsider's comment, done for a maintainer's button.
+    s.gh.comment(REPO, pr.number, OUTSIDER, "/preview destroy")
+        .await;
+    let latest =
+        s.gh.check_runs(REPO, &pr.head_sha)
+            .last()
+            .cloned()
+            .expect("a run");
+    let gh = s.gh.clone();
+    let id = latest.id;
+    wait::until("the refused destroy", Duration::from_secs(30), || {
+        let gh = gh.clone();
+        async move {
+            gh.check_run(id)?
+                .title
+                .filter(|t| t.contains("Destroy not allowed"))
+                .map(drop)
+        }
+    })
+    .await?;
+    assert_eq!(
+        preview_of(&s.db, pr.number).await.map(|p| p.status),
+        Some(PreviewStatus::Running)
+    );
+    s.gh.request_action(REPO, latest.id, "destroy", MAINTAINER)
+        .await;
+    let gone = s.wait_status(pr.number, PreviewStatus::Deleted).await;
+    assert!(s.kube.get("namespaces", None, &gone.namespace).is_none());
+    s.wait_comment(pr.number, "@maya asked for it").await;
+    s.stop().await
+}
