@@ -23,13 +23,15 @@ async fn two_quick_pushes_end_at_the_newest_commit() -> anyhow::Result<()> {
     };
     let mut s = Scenario::start(options).await?;
     let pr = s.open_pr("feature/fast").await;
-    let db = s.db.clone();
-    wait::until("the first build to start", Duration::from_secs(30), || {
-        let db = db.clone();
-        async move {
-            (preview_of(&db, pr.number).await?.status == PreviewStatus::Building).then_some(())
-        }
-    })
+    let kube = s.kube.clone();
+    wait::until(
+        "the first build to run in the cluster",
+        Duration::from_secs(30),
+        || {
+            let kube = kube.clone();
+            async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
+        },
+    )
     .await?;
     let second = s.sha();
     let third = s.sha();
@@ -51,8 +53,11 @@ async fn two_quick_pushes_end_at_the_newest_commit() -> anyhow::Result<()> {
         title.contains(&second[..7]) || title.contains(&third[..7]),
         "names the newer commit: {first_run:?}"
     );
-    let deployment = &s.gh.deployments(REPO)[0];
-    assert_eq!(deployment.sha, pr.head_sha);
+    let deployments = s.gh.deployments(REPO);
+    let deployment = deployments
+        .iter()
+        .find(|d| d.sha == pr.head_sha)
+        .expect("the first commit's deployment");
     let states: Vec<String> =
         s.gh.deployment_statuses(deployment.id)
             .into_iter()

@@ -99,7 +99,11 @@ struct World {
 async fn world() -> anyhow::Result<World> {
     // GitHub Enterprise Cloud grants installations 15,000 requests an hour; 500 PRs need ~4,500
     // plus the other phases, above the 5,000 of a plain installation.
-    let gh = GitHubSim::start(GitHubSimOptions { rate_limit: 15_000, ..GitHubSimOptions::default() }).await?;
+    let gh = GitHubSim::start(GitHubSimOptions {
+        rate_limit: 15_000,
+        ..GitHubSimOptions::default()
+    })
+    .await?;
     let kube = KubeSim::start(KubeSimOptions::default()).await?;
     let installation = gh.add_installation("acme");
     let repo_id = gh.add_repo(installation, REPO);
@@ -133,7 +137,10 @@ fn configure(cmd: &mut Command, world: &World, database_url: &str, prefix: &str,
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("WORKER_CONCURRENCY", "16")
         .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "info".to_owned()));
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_LOG").unwrap_or_else(|_| "info".to_owned()),
+        );
 }
 
 /// A signed `pull_request.opened` of about 24 KB for PR `number`.
@@ -502,21 +509,37 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
         let finished = async {
             let deadline = Instant::now() + Duration::from_secs(300);
             loop {
-                use sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
+                use sea_orm::{
+                    ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
+                };
                 let running = previewd_entity::preview::Entity::find()
-                    .filter(previewd_entity::preview::Column::Status.eq(previewd_entity::PreviewStatus::Running))
+                    .filter(
+                        previewd_entity::preview::Column::Status
+                            .eq(previewd_entity::PreviewStatus::Running),
+                    )
                     .count(&conn)
                     .await
                     .unwrap_or(0) as usize;
                 let reported = running >= expected + before
-                    && shas.iter().all(|sha| world.gh.check_runs(REPO, sha).iter().any(|c| c.conclusion.as_deref() == Some("success")));
+                    && shas.iter().all(|sha| {
+                        world
+                            .gh
+                            .check_runs(REPO, sha)
+                            .iter()
+                            .any(|c| c.conclusion.as_deref() == Some("success"))
+                    });
                 if reported {
                     return Ok(t0.elapsed());
                 }
                 if Instant::now() > deadline {
                     anyhow::bail!("timed out after 300 s waiting for {n} previews");
                 }
-                tokio::time::sleep(Duration::from_millis(if running >= expected + before { 50 } else { 200 })).await;
+                tokio::time::sleep(Duration::from_millis(if running >= expected + before {
+                    50
+                } else {
+                    200
+                }))
+                .await;
             }
         }
         .await;
@@ -525,14 +548,23 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
             Ok(wall) => {
                 before += n as usize;
                 println!(
-                "{label:>3} PRs opened at once → all running:  {:.2} s; GitHub calls per PR {:.1} (+{} token mints)",
-                wall.as_secs_f64(),
-                (calls.total - calls.tokens_minted) as f64 / n as f64,
-                calls.tokens_minted
+                    "{label:>3} PRs opened at once → all running:  {:.2} s; GitHub calls per PR {:.1} (+{} token mints)",
+                    wall.as_secs_f64(),
+                    (calls.total - calls.tokens_minted) as f64 / n as f64,
+                    calls.tokens_minted
                 );
             }
             Err(e) => {
-                let done = shas.iter().filter(|sha| world.gh.check_runs(REPO, sha).iter().any(|c| c.conclusion.as_deref() == Some("success"))).count();
+                let done = shas
+                    .iter()
+                    .filter(|sha| {
+                        world
+                            .gh
+                            .check_runs(REPO, sha)
+                            .iter()
+                            .any(|c| c.conclusion.as_deref() == Some("success"))
+                    })
+                    .count();
                 let mut codes = std::collections::BTreeMap::<String, u32>::new();
                 for d in world.gh.deliveries() {
                     *codes.entry(format!("{:?}", d.status_code)).or_default() += 1;
@@ -540,10 +572,14 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
                 println!("{label:>3} PRs: {e} ({done} done; deliveries by status: {codes:?})");
                 if let Ok(conn) = db.connect().await {
                     use sea_orm::EntityTrait as _;
-                    let attempts = previewd_entity::deploy_attempt::Entity::find().all(&conn).await.unwrap_or_default();
+                    let attempts = previewd_entity::deploy_attempt::Entity::find()
+                        .all(&conn)
+                        .await
+                        .unwrap_or_default();
                     let mut by = std::collections::BTreeMap::<String, u32>::new();
                     for a in &attempts {
-                        *by.entry(format!("{:?} {:?}", a.status, a.error_kind)).or_default() += 1;
+                        *by.entry(format!("{:?} {:?}", a.status, a.error_kind))
+                            .or_default() += 1;
                     }
                     println!("     attempts: {by:?}");
                     for a in attempts.iter().filter(|a| a.error.is_some()).take(3) {
@@ -554,9 +590,16 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
                         last.push(line);
                     }
                     for line in last.iter().rev().take(12).rev() {
-                        println!("     worker: {}", line.chars().take(300).collect::<String>());
+                        println!(
+                            "     worker: {}",
+                            line.chars().take(300).collect::<String>()
+                        );
                     }
-                    println!("     kube requests {} github calls {}", world.kube.requests().total, world.gh.calls().total);
+                    println!(
+                        "     kube requests {} github calls {}",
+                        world.kube.requests().total,
+                        world.gh.calls().total
+                    );
                 }
             }
         }
@@ -564,14 +607,19 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
     for (name, process) in [("app", &app), ("worker", &worker)] {
         let mut seen = std::collections::BTreeMap::<String, u32>::new();
         while let Ok(line) = process.lines.try_recv() {
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             if matches!(entry["level"].as_str(), Some("WARN" | "ERROR")) {
                 let message = entry["message"].as_str().unwrap_or_default().to_owned();
                 *seen.entry(message).or_default() += 1;
             }
         }
         for (message, count) in seen {
-            println!("   {name} logged {count}× {}", message.chars().take(160).collect::<String>());
+            println!(
+                "   {name} logged {count}× {}",
+                message.chars().take(160).collect::<String>()
+            );
         }
     }
     let (_, _, app_peak) = proc_stats(app.child.id());
@@ -610,7 +658,8 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0),
         chrono::Utc::now().format("%Y-%m-%d")
     );
-    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "intake,queue,lifecycles".to_owned());
+    let phases =
+        std::env::var("BENCH_PHASES").unwrap_or_else(|_| "intake,queue,lifecycles".to_owned());
     if phases.contains("intake") {
         intake(engine).await?;
     }
