@@ -80,6 +80,9 @@ pub struct Scenario {
     pub app_url: String,
     pub installation: i64,
     pub redis_prefix: String,
+    /// The settings app and workers run with, as `--flag=value` (a worker process started by
+    /// a test gets the same).
+    pub settings: Vec<String>,
     test_db: Option<TestDatabase>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
@@ -163,11 +166,24 @@ impl Scenario {
             app_url,
             installation,
             redis_prefix,
+            settings: args[1..].to_vec(),
             test_db: Some(test_db),
             stop,
             tasks,
             next_sha: 0,
         })
+    }
+
+    /// A `previewd-worker` process (binary at `bin`) named `name`, configured like this scenario.
+    pub fn worker_process(&self, bin: &str, name: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .args(&self.settings)
+            .arg(format!("--worker-name={name}"))
+            .arg("--log-format=json")
+            .stdin(std::process::Stdio::null());
+        cmd
     }
 
     /// A fresh, realistic-looking commit sha.

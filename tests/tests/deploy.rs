@@ -567,3 +567,21 @@ async fn a_revoked_token_is_replaced_once() -> anyhow::Result<()> {
     );
     s.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_branch_names_still_get_a_valid_preview() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    let long = format!("Feature/{}", "Ünïcödé.Branch-".repeat(16));
+    for branch in ["0-Leading.Digits/UPPER", "feature/代码/🚀", long.as_str()] {
+        let pr = s.open_pr_with_config(branch, READY_IMAGE).await;
+        let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+        assert!(
+            previewd::cluster::is_dns1123_label(&preview.namespace),
+            "{}",
+            preview.namespace
+        );
+        assert!(preview.namespace.len() <= 63);
+        assert!(s.kube.get("namespaces", None, &preview.namespace).is_some());
+    }
+    s.stop().await
+}

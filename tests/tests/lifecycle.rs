@@ -276,3 +276,139 @@ async fn rerun_and_buttons_redeploy_or_destroy_for_writers_only() -> anyhow::Res
     s.wait_comment(pr.number, "@maya asked for it").await;
     s.stop().await
 }
+
+/// apalis-redis re-schedules failed jobs up to 25 times on its own; previewd's limits hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_is_tried_exactly_three_times() -> anyhow::Result<()> {
+    use previewd_tests::kube::Fault;
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    s.kube.inject(
+        Fault::status(503)
+            .verb("apply")
+            .resource("namespaces")
+            .times(1000),
+    );
+    let pr = s
+        .open_pr_with_config("feature/outage", "image: ghcr.io/acme/web:{sha}\n")
+        .await;
+    let preview = s.wait_status(pr.number, PreviewStatus::Failed).await;
+    assert!(
+        preview
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("3 tries"),
+        "{preview:?}"
+    );
+    let run = s.completed_check_run(&pr.head_sha).await;
+    assert!(
+        run.title
+            .as_deref()
+            .unwrap_or_default()
+            .contains("infrastructure"),
+        "{run:?}"
+    );
+    assert_eq!(
+        s.kube.requests().count("apply", "namespaces"),
+        3,
+        "exactly three tries"
+    );
+    // Nothing is left to run again: the job ended, and no other attempt appears.
+    let attempts = deploy_attempt::Entity::find().all(&s.db).await?;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status, AttemptStatus::Failed);
+    let config = previewd::jobs::Queue::Deploy.redis_config(&s.redis_prefix);
+    let client = redis::Client::open(previewd_tests::redis_url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let scheduled: i64 = redis::cmd("ZCARD")
+        .arg(config.scheduled_jobs_set())
+        .query_async(&mut conn)
+        .await?;
+    let active: i64 = redis::cmd("LLEN")
+        .arg(config.active_jobs_list())
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(
+        (scheduled, active),
+        (0, 0),
+        "no retry is scheduled by the queue"
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleanup_that_keeps_failing_stops_after_five_tries_and_alerts() -> anyhow::Result<()> {
+    use previewd_tests::kube::Fault;
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    let pr = s
+        .open_pr_with_config("feature/stuck", "image: ghcr.io/acme/web:{sha}\n")
+        .await;
+    s.wait_status(pr.number, PreviewStatus::Running).await;
+    s.kube.inject(
+        Fault::status(500)
+            .verb("delete")
+            .resource("namespaces")
+            .times(1000),
+    );
+    s.gh.close_pr(REPO, pr.number, false).await;
+    let db = s.db.clone();
+    let flagged = wait::until(
+        "the failed cleanup to be flagged",
+        Duration::from_secs(60),
+        || {
+            let db = db.clone();
+            async move {
+                preview_of(&db, pr.number)
+                    .await
+                    .filter(|p| p.cleanup_failed)
+            }
+        },
+    )
+    .await?;
+    assert_eq!(
+        flagged.status,
+        PreviewStatus::Deleting,
+        "not claimed to be deleted"
+    );
+    assert_eq!(
+        s.kube.requests().count("delete", "namespaces"),
+        5,
+        "exactly five tries"
+    );
+    s.wait_comment(pr.number, "could not be removed").await;
+    let metrics = reqwest::get(format!("{}/metrics", s.app_url))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("previewd_cleanup_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("previewd_webhooks_total{event=\"pull_request\",result=\"accepted\"} 2"),
+        "{metrics}"
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uninstalling_removes_every_preview() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    let one = s
+        .open_pr_with_config("feature/one", "image: ghcr.io/acme/web:{sha}\n")
+        .await;
+    let two = s
+        .open_pr_with_config("feature/two", "image: ghcr.io/acme/web:{sha}\n")
+        .await;
+    s.wait_status(one.number, PreviewStatus::Running).await;
+    s.wait_status(two.number, PreviewStatus::Running).await;
+    let delivery =
+        s.gh.installation_repositories_event(s.installation, &[], &[REPO])
+            .await;
+    assert_eq!(delivery.status_code, Some(202));
+    for number in [one.number, two.number] {
+        let gone = s.wait_status(number, PreviewStatus::Deleted).await;
+        assert!(s.kube.get("namespaces", None, &gone.namespace).is_none());
+    }
+    s.stop().await
+}

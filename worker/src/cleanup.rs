@@ -46,9 +46,76 @@ pub async fn cleanup_job(job: CleanupJob, ctx: Data<Arc<JobContext>>) -> Result<
         ctx.config.deploy_timeout,
     )
     .await?;
-    let result = remove(&ctx, &job).await;
+    let deadline = Instant::now() + ctx.config.cleanup_timeout;
+    let mut tries = 0;
+    let result = loop {
+        tries += 1;
+        match remove(&ctx, &job, deadline).await {
+            Ok(()) => break Ok(()),
+            Err(e) if tries < MAX_CLEANUP_TRIES && Instant::now() < deadline => {
+                let pause = ctx.retry_backoff * 2u32.pow(tries - 1);
+                tracing::warn!(preview = preview.id, tries, error = %e, "cleanup failed; retrying in {pause:?}");
+                tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
+            }
+            Err(e) => break Err(e),
+        }
+    };
     lock.release().await;
-    result
+    if let Err(e) = result {
+        alert(&ctx, &job, tries, &e.to_string()).await;
+    }
+    // Handled either way: a failed cleanup is an operator's matter now, not a retry storm.
+    Ok(())
+}
+
+/// Tries of one cleanup before operators are alerted (each bounded by what is left of the
+/// cleanup budget, `CLEANUP_TIMEOUT`).
+pub const MAX_CLEANUP_TRIES: u32 = 5;
+
+/// The last try failed: tell operators everywhere they look — an error log with the preview's
+/// fields, the row flagged (`previewd_cleanup_failures_total` on the app's `/metrics` counts
+/// them, the dashboard shows them), and a line in the sticky comment.
+async fn alert(ctx: &JobContext, job: &CleanupJob, tries: u32, error: &str) {
+    let Ok(Some((preview, pr, repository))) =
+        records::preview_context(&ctx.db, job.preview_id).await
+    else {
+        return;
+    };
+    let message = previewd::sanitize::sanitize(error, 500);
+    tracing::error!(
+        preview = preview.id,
+        namespace = %preview.namespace,
+        repo = %repository.full_name,
+        pr = pr.number,
+        tries,
+        error = %message,
+        "cleanup failed after every try; operators must remove the namespace"
+    );
+    let mut row = preview.clone().into_active_model();
+    row.cleanup_failed = Set(true);
+    row.last_error = Set(Some(format!(
+        "cleanup failed after {tries} tries: {message}"
+    )));
+    row.updated_at = Set(Utc::now());
+    if let Err(e) = row.update(&ctx.db).await {
+        tracing::error!(error = %e, "could not flag the failed cleanup");
+    }
+    let last = deploy_attempt::Entity::find()
+        .filter(deploy_attempt::Column::PreviewId.eq(preview.id))
+        .order_by_desc(deploy_attempt::Column::Id)
+        .one(&ctx.db)
+        .await;
+    if let Ok(Some(last)) = last
+        && let Ok(Some(actx)) = records::attempt_context(&ctx.db, last.id).await
+    {
+        let state = CommentState::CleanupFailed {
+            message: format!("{} (after {tries} tries)", message),
+        };
+        if let Err(e) = ctx.reporter.comment(&actx, &state).await {
+            tracing::warn!(error = %e, "could not update the sticky comment");
+        }
+    }
 }
 
 /// Destroy asked for by `who`: only people with write permission may; others get an explanation
@@ -89,8 +156,7 @@ async fn may_destroy(ctx: &JobContext, preview_id: i64, who: &str) -> Result<boo
     Ok(false)
 }
 
-async fn remove(ctx: &JobContext, job: &CleanupJob) -> Result<(), BoxDynError> {
-    let deadline = Instant::now() + ctx.config.cleanup_timeout;
+async fn remove(ctx: &JobContext, job: &CleanupJob, deadline: Instant) -> Result<(), BoxDynError> {
     let Some((preview, _, _)) = records::preview_context(&ctx.db, job.preview_id).await? else {
         return Ok(());
     };

@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
 /// How long a lock lives without renewal.
-pub const LEASE: Duration = Duration::from_secs(15);
+pub const LEASE: Duration = Duration::from_secs(10);
 
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";

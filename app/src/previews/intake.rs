@@ -135,9 +135,17 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
             }
             InstallationAction::Deleted => {
                 records::mark_installation(db, *installation, None, true).await?;
-                Ok(Decision::recorded(format!(
-                    "installation {installation} deleted"
-                )))
+                let repos = records::repository_ids_of(db, *installation).await?;
+                let cleanups = cleanups_for(db, &repos, "the GitHub App was uninstalled").await?;
+                Ok(Decision {
+                    acted: true,
+                    detail: format!(
+                        "installation {installation} deleted; {} previews to remove",
+                        cleanups.len()
+                    ),
+                    cleanups,
+                    ..Decision::default()
+                })
             }
         },
         Event::InstallationRepositories {
@@ -157,11 +165,23 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
             }
             let removed_ids: Vec<i64> = removed.iter().map(|(id, _)| *id).collect();
             records::mark_repositories_removed(db, &removed_ids).await?;
-            Ok(Decision::recorded(format!(
-                "{} repositories added, {} removed",
-                added.len(),
-                removed.len()
-            )))
+            let cleanups = cleanups_for(
+                db,
+                &removed_ids,
+                "the repository was removed from the GitHub App",
+            )
+            .await?;
+            Ok(Decision {
+                acted: true,
+                detail: format!(
+                    "{} repositories added, {} removed, {} previews to remove",
+                    added.len(),
+                    removed.len(),
+                    cleanups.len()
+                ),
+                cleanups,
+                ..Decision::default()
+            })
         }
         Event::CheckRun {
             action,
@@ -404,6 +424,24 @@ async fn comment_command(
             destroy(preview, sender)
         }
     }
+}
+
+/// Cleanup jobs for every live preview of `repositories` (marked deleting now).
+async fn cleanups_for(
+    db: &impl ConnectionTrait,
+    repositories: &[i64],
+    reason: &str,
+) -> Result<Vec<CleanupJob>, DbErr> {
+    let mut jobs = Vec::new();
+    for preview in records::live_previews_of(db, repositories).await? {
+        let preview = records::set_preview_status(db, preview, PreviewStatus::Deleting).await?;
+        jobs.push(CleanupJob {
+            preview_id: preview.id,
+            reason: reason.to_owned(),
+            requested_by: None,
+        });
+    }
+    Ok(jobs)
 }
 
 /// The check run button that deploys the commit again.

@@ -155,6 +155,47 @@ pub async fn mark_repositories_removed(
         .map(drop)
 }
 
+/// Ids of the repositories of an installation.
+pub async fn repository_ids_of(
+    db: &impl ConnectionTrait,
+    installation: i64,
+) -> Result<Vec<i64>, DbErr> {
+    Ok(repository::Entity::find()
+        .filter(repository::Column::InstallationId.eq(installation))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+}
+
+/// Previews of `repositories` that are not deleted (nor being deleted).
+pub async fn live_previews_of(
+    db: &impl ConnectionTrait,
+    repositories: &[i64],
+) -> Result<Vec<preview::Model>, DbErr> {
+    if repositories.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prs: Vec<i64> = pull_request::Entity::find()
+        .filter(pull_request::Column::RepositoryId.is_in(repositories.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    if prs.is_empty() {
+        return Ok(Vec::new());
+    }
+    preview::Entity::find()
+        .filter(preview::Column::PullRequestId.is_in(prs))
+        .filter(
+            preview::Column::Status.is_not_in([PreviewStatus::Deleted, PreviewStatus::Deleting]),
+        )
+        .all(db)
+        .await
+}
+
 /// Inserts or refreshes a pull request; returns the row.
 pub async fn upsert_pull_request(
     db: &impl ConnectionTrait,

@@ -259,10 +259,20 @@ pub fn superseded(sha: &str, newer: &str) -> CheckText {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommentState {
     Deploying,
-    Ready { url: String },
-    Failed { failure: Failure },
+    Ready {
+        url: String,
+    },
+    Failed {
+        failure: Failure,
+    },
     AwaitingApproval,
-    Removed { reason: String },
+    Removed {
+        reason: String,
+    },
+    /// Cleanup ran out of tries; operators were alerted.
+    CleanupFailed {
+        message: String,
+    },
 }
 
 /// One line of the comment's history.
@@ -289,6 +299,7 @@ pub fn comment(
         }
         CommentState::AwaitingApproval => ("⏸️", "Preview waiting for approval".to_owned()),
         CommentState::Removed { .. } => ("🗑️", "Preview removed".to_owned()),
+        CommentState::CleanupFailed { .. } => ("⚠️", "Preview could not be removed".to_owned()),
     };
     let mut body = format!("{COMMENT_MARKER}\n### {icon} {headline}\n\n| | |\n|---|---|\n");
     if let CommentState::Ready { url } = state {
@@ -311,6 +322,10 @@ pub fn comment(
             super::APPROVE_LABEL
         )),
         CommentState::Removed { reason } => body.push_str(&format!("\nRemoved because {reason}.\n")),
+        CommentState::CleanupFailed { message } => body.push_str(&format!(
+            "\nThe preview environment could not be removed: {}. The operators of previewd have been alerted.\n",
+            sanitize(message, MESSAGE_CHARS)
+        )),
         CommentState::Deploying | CommentState::Ready { .. } => {}
     }
     if !history.is_empty() {

@@ -2,6 +2,7 @@
 //! [`serve`] runs it until the shutdown signal, finishing in-flight requests.
 
 mod health;
+mod metrics;
 mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -23,6 +24,7 @@ pub struct AppState {
     pub webhook_secret: Arc<SecretString>,
     pub queues: Queues,
     pub reporter: Reporter,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
                 public_url: server.public_url.clone(),
             },
             webhook_secret: Arc::new(github.webhook_secret.clone()),
+            metrics: Arc::default(),
             stores,
             server: Arc::new(server),
         })
@@ -52,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(webhooks::routes())
+        .merge(metrics::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

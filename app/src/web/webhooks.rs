@@ -67,6 +67,10 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         header(&headers, "x-hub-signature-256"),
     ) {
         tracing::warn!("webhook rejected: missing or invalid signature");
+        state.metrics.webhook(
+            header(&headers, "x-github-event").unwrap_or("unknown"),
+            "unauthorized",
+        );
         return answer(
             StatusCode::UNAUTHORIZED,
             json!({ "error": "missing or invalid X-Hub-Signature-256" }),
@@ -93,6 +97,7 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(delivery = %guid, event = event_name, error = %e, "webhook rejected: malformed payload");
+            state.metrics.webhook(event_name, "malformed");
             return answer(StatusCode::BAD_REQUEST, json!({ "error": e.to_string() }));
         }
     };
@@ -106,10 +111,19 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         .await
     {
         Ok(Processed::Duplicate) => {
+            state.metrics.webhook(event_name, "duplicate");
             tracing::info!(delivery = %guid, event = event_name, "duplicate delivery; no new work");
             answer(StatusCode::OK, json!({ "status": "duplicate" }))
         }
         Ok(Processed::Done(decision)) => {
+            state.metrics.webhook(
+                event_name,
+                if decision.acted {
+                    "accepted"
+                } else {
+                    "ignored"
+                },
+            );
             tracing::info!(delivery = %guid, event = event_name, acted = decision.acted, detail = %decision.detail, "webhook processed");
             let (status, word) = if decision.acted {
                 (StatusCode::ACCEPTED, "accepted")
@@ -119,6 +133,7 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             answer(status, json!({ "status": word, "detail": decision.detail }))
         }
         Err(reason) => {
+            state.metrics.webhook(event_name, "unavailable");
             tracing::error!(delivery = %guid, event = event_name, reason = %reason, "webhook not processed; GitHub may redeliver it");
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,

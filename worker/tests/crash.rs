@@ -1,0 +1,61 @@
+//! Crashes lose nothing: a worker killed with SIGKILL in the middle of a deploy, and another
+//! worker finishes the job — real processes, the real Redis.
+
+use std::time::{Duration, Instant};
+
+use previewd_entity::PreviewStatus;
+use previewd_tests::{
+    db::Engine,
+    kube::KubeSimOptions,
+    process::Running,
+    scenario::{Options, REPO, Scenario},
+    wait,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_previewd-worker");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_deploy_is_replaced_within_30_seconds() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite);
+    options.workers = 0; // workers are processes here
+    options.kube = KubeSimOptions {
+        job_duration: Duration::from_secs(3),
+        ..KubeSimOptions::default()
+    };
+    let mut s = Scenario::start(options).await?;
+    let first = Running::start(s.worker_process(BIN, "crash-worker-1"));
+    first.wait_for_line("worker running", Duration::from_secs(30));
+
+    let pr = s.open_pr("feature/crash").await;
+    let kube = s.kube.clone();
+    wait::until("the build to be running", Duration::from_secs(30), || {
+        let kube = kube.clone();
+        async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
+    })
+    .await?;
+    first.signal("KILL");
+    let killed_at = Instant::now();
+    drop(first);
+
+    let second = Running::start(s.worker_process(BIN, "crash-worker-2"));
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    let recovered = killed_at.elapsed();
+    assert!(
+        recovered < Duration::from_secs(30),
+        "another worker finished the job in {recovered:?}"
+    );
+
+    // Consistent: one check run on the commit, completed successfully; one comment.
+    let runs = s.gh.check_runs(REPO, &pr.head_sha);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(
+        s.gh.check_runs(REPO, &pr.head_sha)[0].conclusion.as_deref(),
+        Some("success")
+    );
+    assert!(s.kube.get("namespaces", None, &preview.namespace).is_some());
+    s.wait_comment(pr.number, "Preview ready").await;
+    second.signal("TERM");
+    drop(second);
+    s.stop().await
+}
