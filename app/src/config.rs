@@ -170,6 +170,19 @@ pub struct Settings {
     #[arg(long, env = "PREVIEW_TTL", global = true, default_value = "72h")]
     pub preview_ttl: String,
 
+    /// How often a worker compares open pull requests with the previews and heals both ways
+    /// (`off` to disable).
+    #[arg(long, env = "RECONCILE_INTERVAL", global = true, default_value = "5m")]
+    pub reconcile_interval: String,
+
+    /// How often a worker asks GitHub to redeliver webhooks that failed (`off` to disable).
+    #[arg(long, env = "REDELIVERY_INTERVAL", global = true, default_value = "5m")]
+    pub redelivery_interval: String,
+
+    /// A namespace labelled as previewd's but with no live preview is deleted after this long.
+    #[arg(long, env = "ORPHAN_GRACE", global = true, default_value = "10m")]
+    pub orphan_grace: String,
+
     /// Also probe each preview's public URL before calling it ready (needs the preview domain to
     /// resolve from the worker).
     #[arg(long, env = "PROBE_URLS", global = true, default_value = "false")]
@@ -278,6 +291,11 @@ pub struct WorkerConfig {
     pub limits: crate::previews::repo_config::Limits,
     pub ttl: Duration,
     pub probe_urls: bool,
+    /// `None`: off.
+    pub reconcile_interval: Option<Duration>,
+    /// `None`: off.
+    pub redelivery_interval: Option<Duration>,
+    pub orphan_grace: Duration,
 }
 
 impl Settings {
@@ -532,6 +550,12 @@ impl Settings {
             ttl: parse_duration(&self.preview_ttl)
                 .map_err(|p| ConfigError::new("PREVIEW_TTL", p))?,
             probe_urls: parse_bool("PROBE_URLS", &self.probe_urls)?,
+            reconcile_interval: parse_interval("RECONCILE_INTERVAL", &self.reconcile_interval)?,
+            redelivery_interval: parse_interval("REDELIVERY_INTERVAL", &self.redelivery_interval)?,
+            orphan_grace: match self.orphan_grace.trim() {
+                "0" | "0s" => Duration::ZERO,
+                raw => parse_duration(raw).map_err(|p| ConfigError::new("ORPHAN_GRACE", p))?,
+            },
         })
     }
 
@@ -555,6 +579,16 @@ impl Settings {
             ));
         }
         Ok(domain)
+    }
+}
+
+/// A period, or `off` (also `0`) for none.
+fn parse_interval(variable: &'static str, raw: &str) -> Result<Option<Duration>, ConfigError> {
+    match raw.trim() {
+        "off" | "0" | "" => Ok(None),
+        other => parse_duration(other)
+            .map(Some)
+            .map_err(|p| ConfigError::new(variable, p)),
     }
 }
 

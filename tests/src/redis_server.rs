@@ -63,6 +63,8 @@ impl RedisServer {
                 "",
             ])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
+            // Every write on disk before Redis answers, as a queue that must not lose jobs runs it.
+            .args(["--appendfsync", "always"])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())

@@ -121,6 +121,9 @@ impl Scenario {
             format!("--worker-concurrency={}", options.concurrency),
             "--deploy-timeout=30s".into(),
             "--cleanup-timeout=30s".into(),
+            // Healing rounds only in the tests about them (they would add GitHub calls).
+            "--reconcile-interval=off".into(),
+            "--redelivery-interval=off".into(),
         ];
         args.extend(options.settings.iter().cloned());
         let settings = Cli::try_parse_from(&args)?.settings;
@@ -166,7 +169,7 @@ impl Scenario {
             app_url,
             installation,
             redis_prefix,
-            settings: args[1..].to_vec(),
+            settings: last_of_each_flag(&args[1..]),
             test_db: Some(test_db),
             stop,
             tasks,
@@ -227,6 +230,21 @@ impl Scenario {
         self.gh
             .put_file(REPO, branch, ".github/preview.yml", config);
         self.open_pr(branch).await
+    }
+
+    /// Like [`Self::open_pr_with_config`], without requiring the webhook to arrive.
+    pub async fn open_pr_with_config_unchecked(&mut self, branch: &str, config: &str) -> Pr {
+        self.gh
+            .put_file(REPO, branch, ".github/preview.yml", config);
+        let sha = self.sha();
+        let new = NewPr {
+            author: MAINTAINER.into(),
+            head_ref: branch.into(),
+            head_sha: sha,
+            title: format!("Change {branch}"),
+            ..NewPr::default()
+        };
+        self.gh.open_pr(REPO, new).await.0
     }
 
     /// Waits until pull request `number` has a comment containing `needle`; returns all comments.
@@ -308,6 +326,17 @@ impl Scenario {
         }
         crate::clear_redis_prefix(&self.redis_prefix).await
     }
+}
+
+/// `--flag=value` settings with only the last value of each flag (later ones override), for a
+/// binary whose parser refuses repeated flags.
+fn last_of_each_flag(args: &[String]) -> Vec<String> {
+    let flag = |a: &String| a.split_once('=').map_or(a.clone(), |(f, _)| f.to_owned());
+    args.iter()
+        .enumerate()
+        .filter(|(i, a)| !args[i + 1..].iter().any(|later| flag(later) == flag(a)))
+        .map(|(_, a)| a.clone())
+        .collect()
 }
 
 /// A commit sha made from `seed`: 40 hex digits that look like git's.

@@ -412,3 +412,85 @@ async fn uninstalling_removes_every_preview() -> anyhow::Result<()> {
     }
     s.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_heals_missed_webhooks_both_ways() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite);
+    options
+        .settings
+        .extend(["--reconcile-interval=1s".into(), "--orphan-grace=0s".into()]);
+    let mut s = Scenario::start(options).await?;
+    s.gh.put_file(
+        REPO,
+        "main",
+        ".github/preview.yml",
+        "image: ghcr.io/acme/web:{sha}\n",
+    );
+
+    // An opened pull request whose webhook never arrived gets its preview.
+    s.gh.drop_next_deliveries(1);
+    let sha = s.sha();
+    let (pr, delivery) =
+        s.gh.open_pr(
+            REPO,
+            previewd_tests::github::NewPr {
+                author: previewd_tests::scenario::MAINTAINER.into(),
+                head_ref: "feature/missed".into(),
+                head_sha: sha,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(delivery.status_code, None, "dropped");
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+
+    // A close that never arrived: the preview is removed.
+    s.gh.drop_next_deliveries(1);
+    s.gh.close_pr(REPO, pr.number, false).await;
+    s.wait_status(pr.number, PreviewStatus::Deleted).await;
+    assert!(s.kube.get("namespaces", None, &preview.namespace).is_none());
+
+    // A namespace labelled as previewd's with no row behind it is deleted.
+    let client = s.kube.client().await?;
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "acme-web-pr-999", "labels": { "app.kubernetes.io/managed-by": "previewd" } }
+    }))?;
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+        .create(&Default::default(), &ns)
+        .await?;
+    let kube = s.kube.clone();
+    wait::until(
+        "the orphan namespace to go",
+        Duration::from_secs(30),
+        || {
+            let kube = kube.clone();
+            async move {
+                kube.get("namespaces", None, "acme-web-pr-999")
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_redelivers_failed_webhooks() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite);
+    options.settings.push("--redelivery-interval=1s".into());
+    let mut s = Scenario::start(options).await?;
+    s.gh.drop_next_deliveries(1);
+    let pr = s
+        .open_pr_with_config_unchecked("feature/redeliver", "image: ghcr.io/acme/web:{sha}\n")
+        .await;
+    s.wait_status(pr.number, PreviewStatus::Running).await;
+    let redelivered: Vec<_> =
+        s.gh.deliveries()
+            .into_iter()
+            .filter(|d| d.redelivery)
+            .collect();
+    assert_eq!(redelivered.len(), 1, "one redelivery: {redelivered:?}");
+    assert_eq!(redelivered[0].status_code, Some(202));
+    s.stop().await
+}

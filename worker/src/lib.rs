@@ -14,6 +14,7 @@ pub mod cleanup;
 pub mod context;
 pub mod deploy;
 pub mod lock;
+pub mod periodic;
 pub mod wake;
 
 use std::{sync::Arc, time::Duration};
@@ -153,6 +154,10 @@ impl Worker {
                         .build(cleanup::cleanup_job)
                 }
             });
+        periodic::spawn(
+            ctx.clone(),
+            previewd::jobs::Queues::new(self.stores.redis.clone(), &prefix),
+        );
         tracing::info!(worker = %self.config.name, concurrency, "worker running");
         monitor
             .run_with_signal(async move {

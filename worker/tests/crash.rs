@@ -59,3 +59,68 @@ async fn a_worker_killed_mid_deploy_is_replaced_within_30_seconds() -> anyhow::R
     drop(second);
     s.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_loses_no_queued_job() -> anyhow::Result<()> {
+    let mut redis = previewd_tests::redis_server::RedisServer::start(true).await?;
+    let mut options = Options::new(Engine::Sqlite);
+    options.workers = 0; // the job waits in Redis
+    options
+        .settings
+        .push(format!("--redis-url={}", redis.url()));
+    let mut s = Scenario::start(options).await?;
+    let pr = s
+        .open_pr_with_config("feature/aof", "image: ghcr.io/acme/web:{sha}\n")
+        .await;
+
+    redis.kill();
+    redis.restart().await?;
+
+    let worker = Running::start(s.worker_process(BIN, "aof-worker"));
+    s.wait_status(pr.number, PreviewStatus::Running).await;
+    assert_eq!(
+        s.completed_check_run(&pr.head_sha)
+            .await
+            .conclusion
+            .as_deref(),
+        Some("success")
+    );
+    worker.signal("TERM");
+    drop(worker);
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_job_in_flight_finish() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite);
+    options.workers = 0;
+    options.kube = KubeSimOptions {
+        job_duration: Duration::from_secs(2),
+        ..KubeSimOptions::default()
+    };
+    let mut s = Scenario::start(options).await?;
+    let mut worker = Running::start(s.worker_process(BIN, "graceful-worker"));
+    worker.wait_for_line("worker running", Duration::from_secs(30));
+    let pr = s.open_pr("feature/graceful").await;
+    let kube = s.kube.clone();
+    wait::until("the build to be running", Duration::from_secs(30), || {
+        let kube = kube.clone();
+        async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
+    })
+    .await?;
+    worker.signal("TERM");
+    assert_eq!(
+        worker.wait_exit(Duration::from_secs(40)),
+        Some(0),
+        "a clean exit"
+    );
+    let preview = previewd_tests::scenario::preview_of(&s.db, pr.number)
+        .await
+        .expect("preview");
+    assert_eq!(
+        preview.status,
+        PreviewStatus::Running,
+        "the deploy in flight finished before the exit"
+    );
+    s.stop().await
+}

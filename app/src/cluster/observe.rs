@@ -166,6 +166,33 @@ impl Cluster {
         }
     }
 
+    /// Namespaces labelled as previewd's, with when they were created.
+    pub async fn managed_namespaces(
+        &self,
+    ) -> Result<Vec<(String, Option<chrono::DateTime<chrono::Utc>>)>, ClusterError> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client().clone());
+        let selector = format!(
+            "{}={}",
+            super::objects::MANAGED_BY_LABEL,
+            super::objects::MANAGED_BY
+        );
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(ClusterError::from_kube)?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|n| {
+                let created = n
+                    .metadata
+                    .creation_timestamp
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0));
+                Some((n.metadata.name?, created))
+            })
+            .collect())
+    }
+
     /// The first problem that waiting will not fix, if any.
     async fn diagnose(&self, namespace: &str) -> Result<Option<Diagnosis>, ClusterError> {
         let pods: Api<Pod> = Api::namespaced(self.client().clone(), namespace);

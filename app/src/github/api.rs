@@ -164,6 +164,17 @@ impl DeploymentState {
     }
 }
 
+/// One delivery in the App's delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookDelivery {
+    pub id: i64,
+    pub guid: String,
+    /// The receiver's HTTP status; 0 when nothing answered.
+    pub status_code: u16,
+    pub redelivery: bool,
+    pub event: String,
+}
+
 /// A deployment status to add.
 #[derive(Debug, Clone, Copy)]
 pub struct DeploymentStatus<'a> {
@@ -301,6 +312,137 @@ impl GitHub {
             }
         }
         Ok(files)
+    }
+
+    /// The open pull requests of `repo` (up to 1,000, newest first).
+    pub async fn open_pull_requests(
+        &self,
+        installation: i64,
+        repo: &RepoName,
+        repo_id: i64,
+    ) -> Result<Vec<super::webhook::PullRequest>, GitHubError> {
+        let mut all = Vec::new();
+        for page in 1..=10 {
+            let url = format!("/repos/{repo}/pulls?state=open&per_page=100&page={page}");
+            let r = self.get(Auth::Installation(installation), &url).await?;
+            let batch = r.body.as_array().cloned().unwrap_or_default();
+            let done = batch.len() < 100;
+            for p in batch {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                all.push(super::webhook::PullRequest {
+                    number: p["number"].as_u64().unwrap_or_default(),
+                    title: text(&p["title"]),
+                    author: text(&p["user"]["login"]),
+                    head_ref: text(&p["head"]["ref"]),
+                    head_sha: text(&p["head"]["sha"]),
+                    base_ref: text(&p["base"]["ref"]),
+                    from_fork: p["head"]["repo"]["id"].as_i64() != Some(repo_id),
+                    draft: p["draft"].as_bool().unwrap_or(false),
+                    merged: false,
+                    labels: p["labels"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|l| l["name"].as_str().map(str::to_owned))
+                        .collect(),
+                });
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// The App's installations: (id, account login, account type, suspended).
+    pub async fn installations(&self) -> Result<Vec<(i64, String, String, bool)>, GitHubError> {
+        let r = self
+            .get(Auth::App, "/app/installations?per_page=100")
+            .await?;
+        Ok(r.body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                Some((
+                    i["id"].as_i64()?,
+                    i["account"]["login"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    i["account"]["type"].as_str().unwrap_or_default().to_owned(),
+                    !i["suspended_at"].is_null(),
+                ))
+            })
+            .collect())
+    }
+
+    /// The repositories an installation can see (up to 1,000).
+    pub async fn installation_repositories(
+        &self,
+        installation: i64,
+    ) -> Result<Vec<super::webhook::Repo>, GitHubError> {
+        let mut all = Vec::new();
+        for page in 1..=10 {
+            let r = self
+                .get(
+                    Auth::Installation(installation),
+                    &format!("/installation/repositories?per_page=100&page={page}"),
+                )
+                .await?;
+            let batch = r.body["repositories"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let done = batch.len() < 100;
+            all.extend(batch.iter().filter_map(|repo| {
+                Some(super::webhook::Repo {
+                    id: repo["id"].as_i64()?,
+                    name: RepoName::parse(repo["full_name"].as_str()?)?,
+                    default_branch: repo["default_branch"].as_str().unwrap_or("main").to_owned(),
+                    private: repo["private"].as_bool().unwrap_or(true),
+                })
+            }));
+            if done {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// The App's recent webhook deliveries (newest first, up to 100).
+    pub async fn hook_deliveries(&self) -> Result<Vec<HookDelivery>, GitHubError> {
+        let r = self
+            .get(Auth::App, "/app/hook/deliveries?per_page=100")
+            .await?;
+        Ok(r.body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                Some(HookDelivery {
+                    id: d["id"].as_i64()?,
+                    guid: d["guid"].as_str()?.to_owned(),
+                    status_code: d["status_code"]
+                        .as_u64()
+                        .and_then(|c| u16::try_from(c).ok())
+                        .unwrap_or(0),
+                    redelivery: d["redelivery"].as_bool().unwrap_or(false),
+                    event: d["event"].as_str().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    /// Asks GitHub to deliver a webhook delivery again.
+    pub async fn redeliver(&self, delivery_id: i64) -> Result<(), GitHubError> {
+        self.post(
+            Auth::App,
+            &format!("/app/hook/deliveries/{delivery_id}/attempts"),
+            &json!({}),
+        )
+        .await
+        .map(drop)
     }
 
     /// Creates a check run; returns its id.
