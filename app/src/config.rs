@@ -179,6 +179,10 @@ pub struct Settings {
     #[arg(long, env = "REDELIVERY_INTERVAL", global = true, default_value = "5m")]
     pub redelivery_interval: String,
 
+    /// How often a worker warns of and removes previews idle past their TTL (`off` to disable).
+    #[arg(long, env = "EXPIRY_INTERVAL", global = true, default_value = "1m")]
+    pub expiry_interval: String,
+
     /// A namespace labelled as previewd's but with no live preview is deleted after this long.
     #[arg(long, env = "ORPHAN_GRACE", global = true, default_value = "10m")]
     pub orphan_grace: String,
@@ -295,6 +299,8 @@ pub struct WorkerConfig {
     pub reconcile_interval: Option<Duration>,
     /// `None`: off.
     pub redelivery_interval: Option<Duration>,
+    /// `None`: off.
+    pub expiry_interval: Option<Duration>,
     pub orphan_grace: Duration,
 }
 
@@ -552,6 +558,7 @@ impl Settings {
             probe_urls: parse_bool("PROBE_URLS", &self.probe_urls)?,
             reconcile_interval: parse_interval("RECONCILE_INTERVAL", &self.reconcile_interval)?,
             redelivery_interval: parse_interval("REDELIVERY_INTERVAL", &self.redelivery_interval)?,
+            expiry_interval: parse_interval("EXPIRY_INTERVAL", &self.expiry_interval)?,
             orphan_grace: match self.orphan_grace.trim() {
                 "0" | "0s" => Duration::ZERO,
                 raw => parse_duration(raw).map_err(|p| ConfigError::new("ORPHAN_GRACE", p))?,

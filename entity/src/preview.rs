@@ -51,8 +51,10 @@ pub struct Model {
     pub github_deployment_id: Option<i64>,
     /// The one sticky comment on the pull request.
     pub comment_id: Option<i64>,
-    /// Idle expiry; `None` while held by the `preview:keep` label.
+    /// Idle expiry, pushed back by every deploy; the `preview:keep` label holds it.
     pub expires_at: Option<DateTimeUtc>,
+    /// When the pull request was warned of the coming expiry (once per idle period).
+    pub expiry_warned_at: Option<DateTimeUtc>,
     /// Sanitized, length-capped reason of the last failure.
     pub last_error: Option<String>,
     /// Set when cleanup ran out of attempts: operators are alerted and must look.

@@ -11,6 +11,7 @@ mod m20261125_000001_create_github_tables;
 mod m20261125_000002_create_previews;
 mod m20261125_000003_create_webhook_deliveries;
 mod m20261125_000004_create_auth_tables;
+mod m20261126_000005_add_preview_expiry_warning;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_previews::Migration),
             Box::new(m20261125_000003_create_webhook_deliveries::Migration),
             Box::new(m20261125_000004_create_auth_tables::Migration),
+            Box::new(m20261126_000005_add_preview_expiry_warning::Migration),
         ]
     }
 }

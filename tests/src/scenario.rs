@@ -124,6 +124,7 @@ impl Scenario {
             // Healing rounds only in the tests about them (they would add GitHub calls).
             "--reconcile-interval=off".into(),
             "--redelivery-interval=off".into(),
+            "--expiry-interval=off".into(),
         ];
         args.extend(options.settings.iter().cloned());
         let settings = Cli::try_parse_from(&args)?.settings;

@@ -76,6 +76,7 @@ fn a_preview(id: i64, pull_request_id: i64, namespace: &str) -> preview::Model {
         github_deployment_id: Some(42),
         comment_id: Some(3_000_000_000_000),
         expires_at: Some(at(86_400)),
+        expiry_warned_at: Some(at(80_000)),
         last_error: Some("CrashLoopBackOff: container web exited 1".into()),
         cleanup_failed: false,
         created_at: at(5),

@@ -494,3 +494,41 @@ async fn the_sweeper_redelivers_failed_webhooks() -> anyhow::Result<()> {
     assert_eq!(redelivered[0].status_code, Some(202));
     s.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_previews_are_warned_then_removed_unless_kept() -> anyhow::Result<()> {
+    use previewd_tests::{github::NewPr, scenario::MAINTAINER};
+    let mut options = Options::new(Engine::Sqlite);
+    options.settings.push("--expiry-interval=1s".into());
+    let mut s = Scenario::start(options).await?;
+    let config = "image: ghcr.io/acme/web:{sha}\nttl: 8s\n";
+    let idle = s.open_pr_with_config("feature/idle", config).await;
+    s.gh.put_file(REPO, "feature/kept", ".github/preview.yml", config);
+    let sha = s.sha();
+    let (kept, _) =
+        s.gh.open_pr(
+            REPO,
+            NewPr {
+                author: MAINTAINER.into(),
+                head_ref: "feature/kept".into(),
+                head_sha: sha,
+                labels: vec!["preview:keep".into()],
+                ..NewPr::default()
+            },
+        )
+        .await;
+    s.wait_status(idle.number, PreviewStatus::Running).await;
+    s.wait_status(kept.number, PreviewStatus::Running).await;
+
+    s.wait_comment(idle.number, "expires soon").await;
+    let gone = s.wait_status(idle.number, PreviewStatus::Deleted).await;
+    assert!(s.kube.get("namespaces", None, &gone.namespace).is_none());
+    s.wait_comment(idle.number, "idle until").await;
+    let still = preview_of(&s.db, kept.number).await.expect("kept preview");
+    assert_eq!(
+        still.status,
+        PreviewStatus::Running,
+        "preview:keep holds it"
+    );
+    s.stop().await
+}

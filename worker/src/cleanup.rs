@@ -101,14 +101,7 @@ async fn alert(ctx: &JobContext, job: &CleanupJob, tries: u32, error: &str) {
     if let Err(e) = row.update(&ctx.db).await {
         tracing::error!(error = %e, "could not flag the failed cleanup");
     }
-    let last = deploy_attempt::Entity::find()
-        .filter(deploy_attempt::Column::PreviewId.eq(preview.id))
-        .order_by_desc(deploy_attempt::Column::Id)
-        .one(&ctx.db)
-        .await;
-    if let Ok(Some(last)) = last
-        && let Ok(Some(actx)) = records::attempt_context(&ctx.db, last.id).await
-    {
+    if let Ok(Some(actx)) = records::last_attempt_context(&ctx.db, preview.id).await {
         let state = CommentState::CleanupFailed {
             message: format!("{} (after {tries} tries)", message),
         };

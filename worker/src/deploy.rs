@@ -900,6 +900,7 @@ async fn finish_success(
     row.url = Set(Some(success.url.clone()));
     row.last_error = Set(None);
     row.expires_at = Set(Some(expires));
+    row.expiry_warned_at = Set(None);
     row.updated_at = Set(Utc::now());
     row.update(&ctx.db).await?;
     tracing::info!(url = %success.url, seconds = success.duration.as_secs_f64(), "preview ready");

@@ -41,6 +41,17 @@ pub fn spawn(ctx: Arc<JobContext>, queues: Queues) {
             .await;
         });
     }
+    if let Some(every) = ctx.config.expiry_interval {
+        let (ctx, queues) = (ctx.clone(), queues.clone());
+        tokio::spawn(async move {
+            run_every(&ctx, "expiry", every, || async {
+                if let Err(e) = expire(&ctx, &queues).await {
+                    tracing::warn!(error = %e, "expiry round failed; the next one retries");
+                }
+            })
+            .await;
+        });
+    }
     if let Some(every) = ctx.config.redelivery_interval {
         tokio::spawn(async move {
             run_every(&ctx, "redelivery", every, || async {
@@ -207,6 +218,72 @@ async fn heal_open(
         approved_by: None,
         requested_by: None,
     }))
+}
+
+/// One expiry round: previews idle past their TTL are warned once (in the sticky comment), then
+/// removed; the `preview:keep` label holds a preview, a push renews it.
+pub async fn expire(ctx: &JobContext, queues: &Queues) -> Result<(), Error> {
+    let now = Utc::now();
+    let candidates = preview::Entity::find()
+        .filter(preview::Column::Status.is_in([PreviewStatus::Running, PreviewStatus::Failed]))
+        .filter(preview::Column::ExpiresAt.lte(now + chrono::Duration::hours(1)))
+        .all(&ctx.db)
+        .await?;
+    for p in candidates {
+        let Some(expires) = p.expires_at else {
+            continue;
+        };
+        let Some((_, pr, _)) = records::preview_context(&ctx.db, p.id).await? else {
+            continue;
+        };
+        let kept = pr
+            .labels
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l.as_str() == Some(previewd::previews::KEEP_LABEL));
+        if kept {
+            continue;
+        }
+        if now >= expires {
+            tracing::info!(preview = p.id, namespace = %p.namespace, "preview idle past its TTL; removing it");
+            let p = records::set_preview_status(&ctx.db, p, PreviewStatus::Deleting).await?;
+            let reason = format!(
+                "it was idle until {} (its TTL)",
+                expires.format("%Y-%m-%d %H:%M UTC")
+            );
+            queues
+                .cleanup(CleanupJob {
+                    preview_id: p.id,
+                    reason,
+                    requested_by: None,
+                })
+                .await?;
+            continue;
+        }
+        // Warn when a quarter of the idle time (at most an hour) is left.
+        let window = ((expires - p.updated_at) / 4).min(chrono::Duration::hours(1));
+        if p.expiry_warned_at.is_none() && expires - now <= window {
+            if let Some(actx) = records::last_attempt_context(&ctx.db, p.id).await? {
+                let state = previewd::previews::report::CommentState::ExpiresSoon {
+                    url: p.url.clone().unwrap_or_default(),
+                    at: expires,
+                };
+                if let Err(e) = ctx.reporter.comment(&actx, &state).await {
+                    tracing::warn!(error = %e, "could not warn of the expiry");
+                }
+            }
+            preview::Entity::update_many()
+                .col_expr(
+                    preview::Column::ExpiryWarnedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(preview::Column::Id.eq(p.id))
+                .exec(&ctx.db)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// One sweep: redeliver failed deliveries whose GUID never succeeded. Returns how many.

@@ -462,6 +462,22 @@ pub async fn attempt_context(
     }))
 }
 
+/// The context of a preview's latest attempt (for reporting on the preview as a whole).
+pub async fn last_attempt_context(
+    db: &impl ConnectionTrait,
+    preview_id: i64,
+) -> Result<Option<AttemptContext>, DbErr> {
+    let last = deploy_attempt::Entity::find()
+        .filter(deploy_attempt::Column::PreviewId.eq(preview_id))
+        .order_by_desc(deploy_attempt::Column::Id)
+        .one(db)
+        .await?;
+    match last {
+        Some(a) => attempt_context(db, a.id).await,
+        None => Ok(None),
+    }
+}
+
 /// Loads a preview with its pull request and repository.
 pub async fn preview_context(
     db: &impl ConnectionTrait,

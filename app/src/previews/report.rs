@@ -273,6 +273,11 @@ pub enum CommentState {
     CleanupFailed {
         message: String,
     },
+    /// Running, and idle for long: it will be removed at `at` unless kept or pushed to.
+    ExpiresSoon {
+        url: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// One line of the comment's history.
@@ -300,9 +305,10 @@ pub fn comment(
         CommentState::AwaitingApproval => ("⏸️", "Preview waiting for approval".to_owned()),
         CommentState::Removed { .. } => ("🗑️", "Preview removed".to_owned()),
         CommentState::CleanupFailed { .. } => ("⚠️", "Preview could not be removed".to_owned()),
+        CommentState::ExpiresSoon { .. } => ("⏰", "Preview expires soon".to_owned()),
     };
     let mut body = format!("{COMMENT_MARKER}\n### {icon} {headline}\n\n| | |\n|---|---|\n");
-    if let CommentState::Ready { url } = state {
+    if let CommentState::Ready { url } | CommentState::ExpiresSoon { url, .. } = state {
         body.push_str(&format!("| URL | {url} |\n"));
     }
     body.push_str(&format!("| Commit | `{}` |\n", short_sha(sha)));
@@ -322,6 +328,11 @@ pub fn comment(
             super::APPROVE_LABEL
         )),
         CommentState::Removed { reason } => body.push_str(&format!("\nRemoved because {reason}.\n")),
+        CommentState::ExpiresSoon { at, .. } => body.push_str(&format!(
+            "\nThis preview has been idle and will be removed at {}. Push a commit, or add the label `{}` to keep it.\n",
+            at.format("%Y-%m-%d %H:%M UTC"),
+            super::KEEP_LABEL
+        )),
         CommentState::CleanupFailed { message } => body.push_str(&format!(
             "\nThe preview environment could not be removed: {}. The operators of previewd have been alerted.\n",
             sanitize(message, MESSAGE_CHARS)

@@ -139,6 +139,7 @@ fn configure(cmd: &mut Command, world: &World, database_url: &str, prefix: &str,
         // Healing rounds run every few minutes in production; the bench counts per-PR calls.
         .env("RECONCILE_INTERVAL", "off")
         .env("REDELIVERY_INTERVAL", "off")
+        .env("EXPIRY_INTERVAL", "off")
         .env("LOG_FORMAT", "json")
         .env(
             "RUST_LOG",
