@@ -54,6 +54,16 @@ pub struct CleanupJob {
     pub requested_by: Option<String>,
 }
 
+/// Give a preview more time before it expires (the Extend button).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendJob {
+    pub preview_id: i64,
+    /// Who pressed Extend; the worker checks that they have write permission.
+    pub requested_by: String,
+    /// The check run the button was on, to answer there.
+    pub check_run_id: i64,
+}
+
 /// The queues previewd uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queue {
@@ -61,17 +71,20 @@ pub enum Queue {
     Deploy,
     /// Delete a preview's namespace and report it gone.
     Cleanup,
+    /// Push a preview's expiry back.
+    Extend,
 }
 
 impl Queue {
     /// Every queue, for registration and metrics.
-    pub const ALL: [Self; 2] = [Self::Deploy, Self::Cleanup];
+    pub const ALL: [Self; 3] = [Self::Deploy, Self::Cleanup, Self::Extend];
 
     /// Short name of the queue.
     pub fn name(self) -> &'static str {
         match self {
             Self::Deploy => "deploy",
             Self::Cleanup => "cleanup",
+            Self::Extend => "extend",
         }
     }
 
@@ -101,6 +114,7 @@ pub struct Queues {
     redis: ConnectionManager,
     deploy: RedisStorage<DeployJob>,
     cleanup: RedisStorage<CleanupJob>,
+    extend: RedisStorage<ExtendJob>,
 }
 
 impl std::fmt::Debug for Queues {
@@ -128,6 +142,8 @@ impl Queues {
                 .with_config(Queue::Deploy.redis_config(prefix)),
             cleanup: RedisStorage::new(redis.clone())
                 .with_config(Queue::Cleanup.redis_config(prefix)),
+            extend: RedisStorage::new(redis.clone())
+                .with_config(Queue::Extend.redis_config(prefix)),
             redis,
         }
     }
@@ -155,6 +171,17 @@ impl Queues {
             message: e.to_string(),
         })?;
         self.wake(Queue::Cleanup).await;
+        Ok(())
+    }
+
+    /// Enqueues an Extend.
+    pub async fn extend(&self, job: ExtendJob) -> Result<(), EnqueueError> {
+        let mut storage = self.extend.clone();
+        storage.push(job).await.map_err(|e| EnqueueError {
+            queue: "extend",
+            message: e.to_string(),
+        })?;
+        self.wake(Queue::Extend).await;
         Ok(())
     }
 

@@ -24,7 +24,7 @@ use crate::{
         },
     },
     previews::{
-        intake::{ACTION_DESTROY, ACTION_REDEPLOY},
+        intake::{ACTION_DESTROY, ACTION_EXTEND, ACTION_REDEPLOY},
         records::{self, AttemptContext},
         report::{self, CheckText, CommentState, HistoryLine},
     },
@@ -364,6 +364,11 @@ fn actions_for(status: CheckStatus) -> Vec<CheckAction> {
                 label: "Destroy",
                 description: "Remove this preview",
                 identifier: ACTION_DESTROY,
+            },
+            CheckAction {
+                label: "Extend",
+                description: "Keep it longer before it expires",
+                identifier: ACTION_EXTEND,
             },
         ],
         _ => Vec::new(),

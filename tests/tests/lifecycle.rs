@@ -166,7 +166,7 @@ async fn rerun_and_buttons_redeploy_or_destroy_for_writers_only() -> anyhow::Res
         .iter()
         .map(|a| a.identifier.as_str())
         .collect();
-    assert_eq!(buttons, ["redeploy", "destroy"], "{first:?}");
+    assert_eq!(buttons, ["redeploy", "destroy", "extend"], "{first:?}");
 
     // GitHub's "Re-run": a new check run on the same commit, deployed again.
     s.gh.rerequest_check_run(REPO, first.id, MAINTAINER).await;
@@ -529,6 +529,87 @@ async fn idle_previews_are_warned_then_removed_unless_kept() -> anyhow::Result<(
         still.status,
         PreviewStatus::Running,
         "preview:keep holds it"
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_during_a_deploy_stops_it_and_removes_everything() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite);
+    options.kube = KubeSimOptions {
+        job_duration: Duration::from_secs(3),
+        ..KubeSimOptions::default()
+    };
+    let mut s = Scenario::start(options).await?;
+    let pr = s.open_pr("feature/abandoned").await;
+    let kube = s.kube.clone();
+    wait::until("the build to run", Duration::from_secs(30), || {
+        let kube = kube.clone();
+        async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
+    })
+    .await?;
+    s.gh.close_pr(REPO, pr.number, false).await;
+    let gone = s.wait_status(pr.number, PreviewStatus::Deleted).await;
+    assert!(
+        s.kube.get("namespaces", None, &gone.namespace).is_none(),
+        "the half-made preview leaves nothing behind"
+    );
+    let attempts = deploy_attempt::Entity::find().all(&s.db).await?;
+    assert_eq!(attempts[0].status, AttemptStatus::Cancelled, "{attempts:?}");
+    let run = s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(run.conclusion.as_deref(), Some("cancelled"));
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extend_keeps_a_preview_past_its_ttl_for_writers_only() -> anyhow::Result<()> {
+    use previewd_tests::scenario::{MAINTAINER, OUTSIDER};
+    let mut options = Options::new(Engine::Sqlite);
+    options
+        .settings
+        .extend(["--expiry-interval=1s".into(), "--preview-ttl=1h".into()]);
+    let mut s = Scenario::start(options).await?;
+    let pr = s
+        .open_pr_with_config("feature/extend", "image: ghcr.io/acme/web:{sha}\nttl: 6s\n")
+        .await;
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    let expires = preview.expires_at.expect("an expiry");
+    let run = s.completed_check_run(&pr.head_sha).await;
+
+    s.gh.request_action(REPO, run.id, "extend", OUTSIDER).await;
+    let gh = s.gh.clone();
+    let id = run.id;
+    wait::until("the refused extend", Duration::from_secs(30), || {
+        let gh = gh.clone();
+        async move {
+            gh.check_run(id)?
+                .title
+                .filter(|t| t.contains("Extend not allowed"))
+                .map(drop)
+        }
+    })
+    .await?;
+
+    s.gh.request_action(REPO, run.id, "extend", MAINTAINER)
+        .await;
+    s.wait_comment(pr.number, "@maya extended this preview")
+        .await;
+    let extended = preview_of(&s.db, pr.number).await.expect("preview");
+    assert!(
+        extended.expires_at.expect("expiry") >= expires + chrono::Duration::minutes(59),
+        "{extended:?}"
+    );
+    // Past the repository's 6 s TTL, it still runs.
+    let deadline = expires + chrono::Duration::seconds(2);
+    wait::until(
+        "the original expiry to pass",
+        Duration::from_secs(30),
+        || async move { (chrono::Utc::now() > deadline).then_some(()) },
+    )
+    .await?;
+    assert_eq!(
+        preview_of(&s.db, pr.number).await.map(|p| p.status),
+        Some(PreviewStatus::Running)
     );
     s.stop().await
 }

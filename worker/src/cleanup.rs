@@ -9,7 +9,7 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use previewd::{
-    github::{RepoName, api::DeploymentState},
+    github::api::DeploymentState,
     jobs::CleanupJob,
     previews::{records, report::CommentState},
 };
@@ -118,35 +118,16 @@ async fn may_destroy(ctx: &JobContext, preview_id: i64, who: &str) -> Result<boo
     else {
         return Ok(false);
     };
-    let Some(repo) = RepoName::parse(&repository.full_name) else {
-        return Ok(false);
-    };
-    if ctx
-        .github
-        .permission(repository.installation_id, &repo, who)
-        .await?
-        .can_write()
-    {
-        return Ok(true);
-    }
-    tracing::info!(
-        who,
-        preview = preview_id,
-        "destroy refused: no write permission"
-    );
-    if let Some(check_run) = preview.check_run_id.filter(|id| *id > 0) {
-        let summary = format!(
-            "@{who} asked to destroy this preview, but only people with write permission on the repository can."
-        );
-        if let Err(e) = ctx
-            .reporter
-            .explain(&repository, check_run, "Destroy not allowed", &summary)
-            .await
-        {
-            tracing::warn!(error = %e, "could not explain the refusal on the check run");
-        }
-    }
-    Ok(false)
+    Ok(
+        crate::permission::writer_or_explain(
+            ctx,
+            &repository,
+            preview.check_run_id,
+            who,
+            "destroy",
+        )
+        .await?,
+    )
 }
 
 async fn remove(ctx: &JobContext, job: &CleanupJob, deadline: Instant) -> Result<(), BoxDynError> {

@@ -511,17 +511,18 @@ async fn refuse_unless_writer(
     actx: &AttemptContext,
     who: &str,
 ) -> Result<(), Stop> {
-    let repo = RepoName::parse(&actx.repository.full_name)
-        .ok_or_else(|| Stop::User(Failure::new(FailureKind::Config, "invalid repository name")))?;
-    if ctx
-        .github
-        .permission(actx.repository.installation_id, &repo, who)
-        .await?
-        .can_write()
+    // The explanation goes on the check run that was pressed: the preview's latest.
+    if crate::permission::writer_or_explain(
+        ctx,
+        &actx.repository,
+        actx.preview.check_run_id,
+        who,
+        "redeploy",
+    )
+    .await?
     {
         return Ok(());
     }
-    tracing::info!(who, "redeploy refused: no write permission");
     finish_attempt(
         ctx,
         actx.attempt.id,
@@ -531,23 +532,6 @@ async fn refuse_unless_writer(
         None,
     )
     .await?;
-    if let Some(check_run) = actx.preview.check_run_id.filter(|id| *id > 0) {
-        let summary = format!(
-            "@{who} asked to redeploy, but only people with write permission on the repository can."
-        );
-        if let Err(e) = ctx
-            .reporter
-            .explain(
-                &actx.repository,
-                check_run,
-                "Redeploy not allowed",
-                &summary,
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "could not explain the refusal on the check run");
-        }
-    }
     Err(Stop::Refused)
 }
 

@@ -13,8 +13,10 @@
 pub mod cleanup;
 pub mod context;
 pub mod deploy;
+pub mod extend;
 pub mod lock;
 pub mod periodic;
+pub mod permission;
 pub mod wake;
 
 use std::{sync::Arc, time::Duration};
@@ -25,7 +27,7 @@ use previewd::{
     cluster::Cluster,
     config::{GithubConfig, WorkerConfig},
     github::GitHub,
-    jobs::{CleanupJob, DeployJob, Queue},
+    jobs::{CleanupJob, DeployJob, ExtendJob, Queue},
     reporter::Reporter,
     store::Stores,
 };
@@ -112,6 +114,8 @@ impl Worker {
             .with_config(Queue::Deploy.redis_config(&prefix));
         let cleanup_storage = RedisStorage::<CleanupJob>::new(self.stores.redis.clone())
             .with_config(Queue::Cleanup.redis_config(&prefix));
+        let extend_storage = RedisStorage::<ExtendJob>::new(self.stores.redis.clone())
+            .with_config(Queue::Extend.redis_config(&prefix));
         let client = self.stores.redis_client.clone();
 
         let monitor = Monitor::new()
@@ -152,6 +156,17 @@ impl Worker {
                         .concurrency(concurrency)
                         .timeout(cleanup_limit)
                         .build(cleanup::cleanup_job)
+                }
+            })
+            .register({
+                let (ctx, name, prefix, client) = (ctx.clone(), name.clone(), prefix.clone(), client.clone());
+                move |_| {
+                    WorkerBuilder::new(format!("{name}-extend"))
+                        .backend(extend_storage.clone().poll_with_stream(wake::wake_stream(client.clone(), &prefix, Queue::Extend)))
+                        .data(ctx.clone())
+                        .concurrency(concurrency)
+                        .timeout(Duration::from_secs(60))
+                        .build(extend::extend_job)
                 }
             });
         periodic::spawn(

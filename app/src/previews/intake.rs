@@ -14,7 +14,7 @@ use crate::{
     github::webhook::{
         CheckRunAction, Event, InstallationAction, PullRequest, PullRequestAction, Repo,
     },
-    jobs::{CleanupJob, DeployJob},
+    jobs::{CleanupJob, DeployJob, ExtendJob},
 };
 
 /// The outcome of an event.
@@ -26,6 +26,7 @@ pub struct Decision {
     pub detail: String,
     pub deploys: Vec<DeployJob>,
     pub cleanups: Vec<CleanupJob>,
+    pub extends: Vec<ExtendJob>,
 }
 
 impl Decision {
@@ -191,7 +192,7 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
             external_id,
             pull_requests,
             sender,
-            ..
+            check_run_id,
         } => {
             let preview = match external_id.as_deref().and_then(|id| id.parse::<i64>().ok()) {
                 Some(attempt_id) => records::attempt_context(db, attempt_id)
@@ -217,6 +218,16 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
                 CheckRunAction::RequestedAction(id) if id == ACTION_DESTROY => {
                     destroy(preview, sender)
                 }
+                CheckRunAction::RequestedAction(id) if id == ACTION_EXTEND => Ok(Decision {
+                    acted: true,
+                    detail: format!("extend of {} requested by {sender}", preview.namespace),
+                    extends: vec![ExtendJob {
+                        preview_id: preview.id,
+                        requested_by: sender.clone(),
+                        check_run_id: *check_run_id,
+                    }],
+                    ..Decision::default()
+                }),
                 CheckRunAction::RequestedAction(other) => Ok(Decision::ignored(format!(
                     "unknown check run action {other:?}"
                 ))),
@@ -446,6 +457,8 @@ async fn cleanups_for(
 
 /// The check run button that deploys the commit again.
 pub const ACTION_REDEPLOY: &str = "redeploy";
+/// The check run button that pushes the preview's expiry back.
+pub const ACTION_EXTEND: &str = "extend";
 /// The check run button that removes the preview.
 pub const ACTION_DESTROY: &str = "destroy";
 

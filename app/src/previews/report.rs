@@ -278,6 +278,12 @@ pub enum CommentState {
         url: String,
         at: DateTime<Utc>,
     },
+    /// Someone pressed Extend: kept until `until`.
+    Extended {
+        url: String,
+        by: String,
+        until: DateTime<Utc>,
+    },
 }
 
 /// One line of the comment's history.
@@ -306,9 +312,13 @@ pub fn comment(
         CommentState::Removed { .. } => ("🗑️", "Preview removed".to_owned()),
         CommentState::CleanupFailed { .. } => ("⚠️", "Preview could not be removed".to_owned()),
         CommentState::ExpiresSoon { .. } => ("⏰", "Preview expires soon".to_owned()),
+        CommentState::Extended { .. } => ("✅", "Preview ready".to_owned()),
     };
     let mut body = format!("{COMMENT_MARKER}\n### {icon} {headline}\n\n| | |\n|---|---|\n");
-    if let CommentState::Ready { url } | CommentState::ExpiresSoon { url, .. } = state {
+    if let CommentState::Ready { url }
+    | CommentState::ExpiresSoon { url, .. }
+    | CommentState::Extended { url, .. } = state
+    {
         body.push_str(&format!("| URL | {url} |\n"));
     }
     body.push_str(&format!("| Commit | `{}` |\n", short_sha(sha)));
@@ -328,6 +338,10 @@ pub fn comment(
             super::APPROVE_LABEL
         )),
         CommentState::Removed { reason } => body.push_str(&format!("\nRemoved because {reason}.\n")),
+        CommentState::Extended { by, until, .. } => body.push_str(&format!(
+            "\n@{by} extended this preview: it stays until at least {}.\n",
+            until.format("%Y-%m-%d %H:%M UTC")
+        )),
         CommentState::ExpiresSoon { at, .. } => body.push_str(&format!(
             "\nThis preview has been idle and will be removed at {}. Push a commit, or add the label `{}` to keep it.\n",
             at.format("%Y-%m-%d %H:%M UTC"),

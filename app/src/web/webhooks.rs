@@ -237,6 +237,13 @@ async fn process(
             return Err(e.to_string());
         }
     }
+    for job in &decision.extends {
+        if let Err(e) = state.queues.extend(job.clone()).await {
+            drop(txn.rollback().await);
+            record_failure(state, guid, event_name, &e.to_string()).await;
+            return Err(e.to_string());
+        }
+    }
     txn.commit().await.map_err(|e| format!("database: {e}"))?;
 
     // A redeploy asked for by someone whose permission is not yet checked gets its check run
