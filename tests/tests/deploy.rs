@@ -208,6 +208,9 @@ async fn image_pull_failure_is_reported_once() -> anyhow::Result<()> {
             .contains("ghcr.io/acme/missing"),
         "names the image: {run:?}"
     );
+    // The comment is the last report: once it is there, so is everything before it.
+    let comments = s.wait_comment(pr.number, "failed").await;
+    assert_eq!(comments.len(), 1);
     let deployment = &s.gh.deployments(REPO)[0];
     let states: Vec<String> =
         s.gh.deployment_statuses(deployment.id)
@@ -215,8 +218,6 @@ async fn image_pull_failure_is_reported_once() -> anyhow::Result<()> {
             .map(|d| d.state)
             .collect();
     assert_eq!(states, ["in_progress", "failure"]);
-    let comments = s.wait_comment(pr.number, "failed").await;
-    assert_eq!(comments.len(), 1);
     // A user error is not retried: one attempt, one apply of the workload, nothing queued.
     assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
     assert!(deploy_queue_is_idle(&s).await?, "no retry is scheduled");
@@ -258,6 +259,8 @@ async fn crash_loop_reports_the_sanitized_log_tail() -> anyhow::Result<()> {
         text.contains("cannot connect to"),
         "the log tail is shown: {text}"
     );
+    // The comment is written after the check run: wait for it, so the check below is not vacuous.
+    s.wait_comment(pr.number, "Preview failed").await;
     for secret in ["hunter2", "ghs_abcdef"] {
         assert!(
             !text.contains(secret),

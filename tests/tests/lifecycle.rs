@@ -84,11 +84,12 @@ async fn two_quick_pushes_end_at_the_newest_commit() -> anyhow::Result<()> {
             .any(|a| a.sha == pr.head_sha && a.status == AttemptStatus::Superseded),
         "{attempts:?}"
     );
-    let ours =
-        s.gh.comments(REPO, pr.number)
-            .into_iter()
-            .filter(|c| c.body.contains(COMMENT_MARKER))
-            .count();
+    // The comment is written last, after the check run: wait for it before counting.
+    let comments = s.wait_comment(pr.number, "Preview ready").await;
+    let ours = comments
+        .iter()
+        .filter(|c| c.body.contains(COMMENT_MARKER))
+        .count();
     assert_eq!(ours, 1);
     s.stop().await
 }

@@ -215,6 +215,26 @@ impl GitHub {
         }
     }
 
+    /// The contents API's answer for `path` at `git_ref`; `None` when nothing is there.
+    async fn contents(
+        &self,
+        installation: i64,
+        repo: &RepoName,
+        path: &str,
+        git_ref: &str,
+    ) -> Result<Option<ApiResponse>, GitHubError> {
+        let url = format!(
+            "/repos/{repo}/contents/{}?ref={}",
+            encode_path(path),
+            encode_segment(git_ref)
+        );
+        match self.get(Auth::Installation(installation), &url).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The text of `path` at `git_ref`, or `None` when the file does not exist there.
     pub async fn file(
         &self,
@@ -223,15 +243,8 @@ impl GitHub {
         path: &str,
         git_ref: &str,
     ) -> Result<Option<String>, GitHubError> {
-        let url = format!(
-            "/repos/{repo}/contents/{}?ref={}",
-            encode_path(path),
-            encode_segment(git_ref)
-        );
-        let response = match self.get(Auth::Installation(installation), &url).await {
-            Ok(r) => r,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(response) = self.contents(installation, repo, path, git_ref).await? else {
+            return Ok(None);
         };
         let invalid = |message: &str| GitHubError {
             operation: "GET /repos/{owner}/{repo}/contents/{path}".into(),
@@ -264,15 +277,8 @@ impl GitHub {
         path: &str,
         git_ref: &str,
     ) -> Result<Option<Vec<(String, bool)>>, GitHubError> {
-        let url = format!(
-            "/repos/{repo}/contents/{}?ref={}",
-            encode_path(path),
-            encode_segment(git_ref)
-        );
-        let response = match self.get(Auth::Installation(installation), &url).await {
-            Ok(r) => r,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(response) = self.contents(installation, repo, path, git_ref).await? else {
+            return Ok(None);
         };
         let Some(entries) = response.body.as_array() else {
             return Ok(None); // a file, not a directory

@@ -20,15 +20,10 @@ use crate::{
     github::webhook::{PullRequest, Repo},
 };
 
-/// Inserts or refreshes an installation.
-pub async fn upsert_installation(
-    db: &impl ConnectionTrait,
-    id: i64,
-    account: &str,
-    account_type: &str,
-) -> Result<(), DbErr> {
+/// A new installation row.
+fn installation_row(id: i64, account: &str, account_type: &str) -> installation::ActiveModel {
     let now = Utc::now();
-    let row = installation::ActiveModel {
+    installation::ActiveModel {
         id: Set(id),
         account_login: Set(account.to_owned()),
         account_type: Set(account_type.to_owned()),
@@ -36,15 +31,25 @@ pub async fn upsert_installation(
         deleted_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
-    };
-    installation::Entity::insert(row)
+    }
+}
+
+/// Inserts or refreshes an installation.
+pub async fn upsert_installation(
+    db: &impl ConnectionTrait,
+    id: i64,
+    account: &str,
+    account_type: &str,
+) -> Result<(), DbErr> {
+    let refresh = [
+        installation::Column::AccountLogin,
+        installation::Column::AccountType,
+        installation::Column::UpdatedAt,
+    ];
+    installation::Entity::insert(installation_row(id, account, account_type))
         .on_conflict(
             OnConflict::column(installation::Column::Id)
-                .update_columns([
-                    installation::Column::AccountLogin,
-                    installation::Column::AccountType,
-                    installation::Column::UpdatedAt,
-                ])
+                .update_columns(refresh)
                 .to_owned(),
         )
         .exec_without_returning(db)
@@ -58,17 +63,7 @@ pub async fn ensure_installation(
     id: i64,
     account_hint: &str,
 ) -> Result<(), DbErr> {
-    let now = Utc::now();
-    let row = installation::ActiveModel {
-        id: Set(id),
-        account_login: Set(account_hint.to_owned()),
-        account_type: Set(String::new()),
-        suspended_at: Set(None),
-        deleted_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
-    installation::Entity::insert(row)
+    installation::Entity::insert(installation_row(id, account_hint, ""))
         .on_conflict(
             OnConflict::column(installation::Column::Id)
                 .do_nothing()

@@ -608,6 +608,102 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
             }
         }
     }
+    // The reconciler over everything open (570 pull requests): one round in a fresh worker.
+    world.gh.reset_calls();
+    let mut reconciler_cmd = Command::new(bin("previewd-worker"));
+    configure(&mut reconciler_cmd, &world, &db.url, &prefix, 0);
+    reconciler_cmd
+        .env("WORKER_NAME", "bench-reconciler")
+        .env("RECONCILE_INTERVAL", "1h");
+    let t0 = Instant::now();
+    let reconciler = Running::start(reconciler_cmd);
+    let line = reconciler.wait_for_line("reconciled", Duration::from_secs(120));
+    let summary = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|v| v["summary"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    println!(
+        "reconcile round, {} open PRs:       {:.2} s (incl. worker start), {} GitHub calls; {summary}",
+        before,
+        t0.elapsed().as_secs_f64(),
+        world.gh.calls().total
+    );
+    drop(reconciler);
+
+    // A whole lifecycle: open → push → close, and the cleanup.
+    world.gh.reset_calls();
+    let sha = fake_sha("life-1");
+    let (pr, _) = world
+        .gh
+        .open_pr(
+            REPO,
+            NewPr {
+                author: MAINTAINER.into(),
+                head_ref: "life/1".into(),
+                head_sha: sha.clone(),
+                ..NewPr::default()
+            },
+        )
+        .await;
+    let success = |sha: String| {
+        let gh = world.gh.clone();
+        async move {
+            wait::until("a successful check run", Duration::from_secs(60), || {
+                let (gh, sha) = (gh.clone(), sha.clone());
+                async move {
+                    gh.check_runs(REPO, &sha)
+                        .iter()
+                        .any(|c| c.conclusion.as_deref() == Some("success"))
+                        .then_some(())
+                }
+            })
+            .await
+        }
+    };
+    success(sha).await?;
+    let pushed = fake_sha("life-2");
+    world.gh.push(REPO, pr.number, &pushed).await;
+    success(pushed).await?;
+    let namespace = format!("acme-web-pr-{}", pr.number);
+    let t0 = Instant::now();
+    world.gh.close_pr(REPO, pr.number, false).await;
+    let kube = world.kube.clone();
+    wait::until("the namespace to go", Duration::from_secs(60), || {
+        let (kube, namespace) = (kube.clone(), namespace.clone());
+        async move {
+            kube.get("namespaces", None, &namespace)
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await?;
+    let cleanup = t0.elapsed();
+    let gh = world.gh.clone();
+    wait::until(
+        "the removal to be reported",
+        Duration::from_secs(60),
+        || {
+            let gh = gh.clone();
+            async move {
+                gh.comments(REPO, pr.number)
+                    .iter()
+                    .any(|c| c.body.contains("Preview removed"))
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    let calls = world.gh.calls();
+    println!(
+        "GitHub calls, open → push → close:     {} (+{} token mints)",
+        calls.total - calls.tokens_minted,
+        calls.tokens_minted
+    );
+    println!(
+        "cleanup, close → namespace gone:       {} (zero simulated delays)",
+        ms(cleanup)
+    );
+
     for (name, process) in [("app", &app), ("worker", &worker)] {
         let mut seen = std::collections::BTreeMap::<String, u32>::new();
         while let Ok(line) = process.lines.try_recv() {
