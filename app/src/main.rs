@@ -58,12 +58,13 @@ async fn serve(
     github: previewd::config::GithubConfig,
     server: previewd::config::ServerConfig,
 ) -> anyhow::Result<()> {
+    let stop = shutdown::signal();
     let listener = web::bind(server.listen_addr).await?;
     let stores = store::Stores::open(config).await?;
     let addr = listener.local_addr()?;
     let state = AppState::new(stores, &github, server)?;
     tracing::info!(%addr, "previewd listening");
-    web::serve(listener, web::router(state), shutdown::signal()).await?;
+    web::serve(listener, web::router(state), stop).await?;
     tracing::info!("previewd stopped");
     Ok(())
 }

@@ -30,6 +30,12 @@ pub fn configured(program: &str, sqlite: &std::path::Path) -> Command {
         .env("REDIS_URL", crate::redis_url())
         .env("REDIS_PREFIX", crate::redis_prefix())
         .env("LISTEN_ADDR", "127.0.0.1:0")
+        // Nothing leaves loopback: GitHub is a closed local port, and the periodic rounds that
+        // would call it are off.
+        .env("GITHUB_API_URL", "http://127.0.0.1:9")
+        .env("RECONCILE_INTERVAL", "off")
+        .env("REDELIVERY_INTERVAL", "off")
+        .env("EXPIRY_INTERVAL", "off")
         .env("LOG_FORMAT", "json")
         .stdin(Stdio::null());
     cmd

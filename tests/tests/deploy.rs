@@ -588,3 +588,41 @@ async fn hostile_branch_names_still_get_a_valid_preview() -> anyhow::Result<()> 
     }
     s.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_build_shows_its_log() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    s.kube.set_behaviour_for_image(
+        "moby/buildkit",
+        Behaviour::JobFails {
+            logs: vec![
+                "#5 [2/3] RUN npm ci".into(),
+                "npm ERR! missing script: build".into(),
+            ],
+        },
+    );
+    let pr = s.open_pr("feature/broken-build").await;
+    s.wait_status(pr.number, PreviewStatus::Failed).await;
+    let run = s.completed_check_run(&pr.head_sha).await;
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    assert!(
+        run.title
+            .as_deref()
+            .unwrap_or_default()
+            .contains("image build failed"),
+        "{run:?}"
+    );
+    assert!(
+        run.text
+            .as_deref()
+            .unwrap_or_default()
+            .contains("npm ERR! missing script"),
+        "{run:?}"
+    );
+    assert_eq!(
+        deploy_attempt::Entity::find().count(&s.db).await?,
+        1,
+        "not retried"
+    );
+    s.stop().await
+}

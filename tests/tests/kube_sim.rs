@@ -959,7 +959,12 @@ async fn watcher_recovers_after_cut_and_after_410() -> anyhow::Result<()> {
     create("b").await?;
     saw("b").await?;
     assert_eq!(count("init"), 1);
-    assert!(sim.requests().count("watch", "configmaps") > watches);
+    // The cut reaches the stream asynchronously: "b" may still come on the old one, so wait for
+    // the new watch rather than expect it already.
+    until("a resumed watch", DEADLINE, || async {
+        (sim.requests().count("watch", "configmaps") > watches).then_some(())
+    })
+    .await?;
 
     // A resume from a compacted version gets 410 Expired; the watcher re-lists and goes on.
     sim.expire_watch_history();

@@ -614,3 +614,17 @@ async fn extend_keeps_a_preview_past_its_ttl_for_writers_only() -> anyhow::Resul
     );
     s.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_installation_removes_its_previews() -> anyhow::Result<()> {
+    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
+    let pr = s
+        .open_pr_with_config("feature/uninstall", "image: ghcr.io/acme/web:{sha}\n")
+        .await;
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    let delivery = s.gh.installation_event(s.installation, "deleted").await;
+    assert_eq!(delivery.status_code, Some(202));
+    s.wait_status(pr.number, PreviewStatus::Deleted).await;
+    assert!(s.kube.get("namespaces", None, &preview.namespace).is_none());
+    s.stop().await
+}

@@ -1014,27 +1014,51 @@ async fn deployment_of(ctx: &JobContext, attempt_id: i64) -> Result<Option<i64>,
 
 async fn finish_superseded(ctx: &JobContext, attempt_id: i64, newer: &str) {
     tracing::info!(attempt = attempt_id, newer = %report::short_sha(newer), "deploy superseded by a newer commit");
+    let Ok(Some(actx)) = records::attempt_context(&ctx.db, attempt_id).await else {
+        return;
+    };
+    let text = report::superseded(&actx.attempt.sha, newer);
+    finish_stopped(
+        ctx,
+        &actx,
+        AttemptStatus::Superseded,
+        "superseded",
+        text,
+        "Superseded by a newer commit",
+    )
+    .await;
+}
+
+async fn finish_cancelled(ctx: &JobContext, attempt_id: i64, why: &str) {
+    tracing::info!(attempt = attempt_id, why, "deploy cancelled");
+    let Ok(Some(actx)) = records::attempt_context(&ctx.db, attempt_id).await else {
+        return;
+    };
+    let text = report::CheckText {
+        title: "Cancelled".into(),
+        summary: format!("The deploy stopped: {why}."),
+        text: None,
+    };
+    finish_stopped(ctx, &actx, AttemptStatus::Cancelled, why, text, "Cancelled").await;
+}
+
+/// Records an attempt that stopped without an outcome of its own (superseded, cancelled): its
+/// check run completes as cancelled with `text`, its deployment (if any) becomes inactive.
+async fn finish_stopped(
+    ctx: &JobContext,
+    actx: &AttemptContext,
+    status: AttemptStatus,
+    reason: &str,
+    text: report::CheckText,
+    deployment_note: &str,
+) {
+    let attempt_id = actx.attempt.id;
     let result: Result<(), Stop> = async {
-        let Some(actx) = records::attempt_context(&ctx.db, attempt_id).await? else {
-            return Ok(());
-        };
-        finish_attempt(
-            ctx,
-            attempt_id,
-            AttemptStatus::Superseded,
-            None,
-            Some("superseded"),
-            None,
-        )
-        .await?;
+        finish_attempt(ctx, attempt_id, status, None, Some(reason), None).await?;
         report_failed(
             "the check run",
             ctx.reporter
-                .check_run(
-                    &actx,
-                    CheckStatus::Completed(Conclusion::Cancelled),
-                    report::superseded(&actx.attempt.sha, newer),
-                )
+                .check_run(actx, CheckStatus::Completed(Conclusion::Cancelled), text)
                 .await,
         );
         if let Some(deployment) = deployment_of(ctx, attempt_id).await? {
@@ -1042,11 +1066,11 @@ async fn finish_superseded(ctx: &JobContext, attempt_id: i64, newer: &str) {
                 "the deployment status",
                 ctx.reporter
                     .deployment_status(
-                        &actx,
+                        actx,
                         deployment,
                         DeploymentState::Inactive,
                         None,
-                        "Superseded by a newer commit",
+                        deployment_note,
                     )
                     .await,
             );
@@ -1055,40 +1079,6 @@ async fn finish_superseded(ctx: &JobContext, attempt_id: i64, newer: &str) {
     }
     .await;
     if let Err(e) = result {
-        tracing::error!(attempt = attempt_id, error = ?e, "could not record the superseded deploy");
-    }
-}
-
-async fn finish_cancelled(ctx: &JobContext, attempt_id: i64, why: &str) {
-    tracing::info!(attempt = attempt_id, why, "deploy cancelled");
-    let result: Result<(), Stop> = async {
-        let Some(actx) = records::attempt_context(&ctx.db, attempt_id).await? else {
-            return Ok(());
-        };
-        finish_attempt(
-            ctx,
-            attempt_id,
-            AttemptStatus::Cancelled,
-            None,
-            Some(why),
-            None,
-        )
-        .await?;
-        let text = report::CheckText {
-            title: "Cancelled".into(),
-            summary: format!("The deploy stopped: {why}."),
-            text: None,
-        };
-        report_failed(
-            "the check run",
-            ctx.reporter
-                .check_run(&actx, CheckStatus::Completed(Conclusion::Cancelled), text)
-                .await,
-        );
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::error!(attempt = attempt_id, error = ?e, "could not record the cancelled deploy");
+        tracing::error!(attempt = attempt_id, error = ?e, "could not record the stopped deploy");
     }
 }

@@ -55,12 +55,13 @@ async fn run(
     config: previewd::config::WorkerConfig,
     public_url: url::Url,
 ) -> anyhow::Result<()> {
+    let stop = shutdown::signal();
     let stores = store::Stores::open(store_config).await?;
     // Unlike the app, a worker without Redis has nothing to do: fail loudly so the
     // orchestrator restarts it, rather than sit idle looking healthy.
     stores.check_redis().await.map_err(anyhow::Error::msg)?;
     Worker::connect(config, stores, github, public_url)
         .await?
-        .run(shutdown::signal())
+        .run(stop)
         .await
 }

@@ -97,6 +97,10 @@ struct World {
 }
 
 async fn world() -> anyhow::Result<World> {
+    world_with(KubeSimOptions::default()).await
+}
+
+async fn world_with(kube: KubeSimOptions) -> anyhow::Result<World> {
     // GitHub Enterprise Cloud grants installations 15,000 requests an hour; 500 PRs need ~4,500
     // plus the other phases, above the 5,000 of a plain installation.
     let gh = GitHubSim::start(GitHubSimOptions {
@@ -104,7 +108,7 @@ async fn world() -> anyhow::Result<World> {
         ..GitHubSimOptions::default()
     })
     .await?;
-    let kube = KubeSim::start(KubeSimOptions::default()).await?;
+    let kube = KubeSim::start(kube).await?;
     let installation = gh.add_installation("acme");
     let repo_id = gh.add_repo(installation, REPO);
     gh.set_permission(REPO, MAINTAINER, "write");
@@ -417,24 +421,107 @@ async fn queue_latency() -> anyhow::Result<()> {
     previewd_tests::clear_redis_prefix(&prefix).await
 }
 
-/// Phase 3: whole lifecycles — webhook → check run in progress, N PRs at once, calls, memory.
-async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
-    let world = world().await?;
-    let db = database(engine).await?;
-    let prefix = previewd_tests::redis_prefix();
+/// The app and a worker as processes, with the simulated GitHub delivering to the app.
+fn start_app_and_worker(world: &World, db: &TestDatabase, prefix: &str) -> (Running, Running) {
     let port = free_port();
     let mut app_cmd = Command::new(bin("previewd"));
-    configure(&mut app_cmd, &world, &db.url, &prefix, port);
+    configure(&mut app_cmd, world, &db.url, prefix, port);
     let app = Running::start(app_cmd);
     app.listen_addr();
     let mut worker_cmd = Command::new(bin("previewd-worker"));
-    configure(&mut worker_cmd, &world, &db.url, &prefix, 0);
+    configure(&mut worker_cmd, world, &db.url, prefix, 0);
     worker_cmd.env("WORKER_NAME", "bench-worker");
     let worker = Running::start(worker_cmd);
     worker.wait_for_line("worker running", Duration::from_secs(30));
     world
         .gh
         .set_webhook_url(&format!("http://127.0.0.1:{port}/webhooks/github"));
+    (app, worker)
+}
+
+/// Phase 4: cleanup with a realistic cluster — namespaces take 5 s to terminate, pods 2 s to
+/// become ready. 10 previews closed at once; wall time until every namespace is gone.
+async fn realistic_cleanup(engine: Engine) -> anyhow::Result<()> {
+    let world = world_with(KubeSimOptions {
+        namespace_deletion_delay: Duration::from_secs(5),
+        deployment_ready_delay: Duration::from_secs(2),
+        ..KubeSimOptions::default()
+    })
+    .await?;
+    let db = database(engine).await?;
+    let prefix = previewd_tests::redis_prefix();
+    let (app, worker) = start_app_and_worker(&world, &db, &prefix);
+    let opened = join_all((0..10u64).map(|i| {
+        let gh = world.gh.clone();
+        async move {
+            let sha = fake_sha(&format!("real-{i}"));
+            gh.open_pr(
+                REPO,
+                NewPr {
+                    author: MAINTAINER.into(),
+                    head_ref: format!("real/{i}"),
+                    head_sha: sha.clone(),
+                    ..NewPr::default()
+                },
+            )
+            .await
+            .0
+        }
+    }))
+    .await;
+    let conn = db.connect().await?;
+    wait::until("10 running previews", Duration::from_secs(120), || {
+        let conn = conn.clone();
+        async move {
+            use sea_orm::{
+                ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
+            };
+            let running = previewd_entity::preview::Entity::find()
+                .filter(
+                    previewd_entity::preview::Column::Status
+                        .eq(previewd_entity::PreviewStatus::Running),
+                )
+                .count(&conn)
+                .await
+                .ok()?;
+            (running == 10).then_some(())
+        }
+    })
+    .await?;
+    let t0 = Instant::now();
+    join_all(
+        opened
+            .iter()
+            .map(|pr| world.gh.close_pr(REPO, pr.number, false)),
+    )
+    .await;
+    let kube = world.kube.clone();
+    wait::until("10 namespaces gone", Duration::from_secs(120), || {
+        let kube = kube.clone();
+        async move {
+            kube.namespaces()
+                .iter()
+                .all(|n| !n.starts_with("acme-web"))
+                .then_some(())
+        }
+    })
+    .await?;
+    println!(
+        "cleanup of 10 previews, realistic delays: {:.2} s (namespaces terminate in 5 s)",
+        t0.elapsed().as_secs_f64()
+    );
+    drop(worker);
+    drop(app);
+    db.drop_database().await?;
+    previewd_tests::clear_redis_prefix(&prefix).await
+}
+
+/// Phase 3: whole lifecycles — webhook → check run in progress, N PRs at once, calls, memory.
+async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
+    let world = world().await?;
+    let db = database(engine).await?;
+    let prefix = previewd_tests::redis_prefix();
+    let (app, worker) = start_app_and_worker(&world, &db, &prefix);
 
     // Webhook → check run in progress, one PR at a time.
     let mut latencies = Vec::new();
@@ -758,8 +845,8 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0),
         chrono::Utc::now().format("%Y-%m-%d")
     );
-    let phases =
-        std::env::var("BENCH_PHASES").unwrap_or_else(|_| "intake,queue,lifecycles".to_owned());
+    let phases = std::env::var("BENCH_PHASES")
+        .unwrap_or_else(|_| "intake,queue,lifecycles,cleanup".to_owned());
     if phases.contains("intake") {
         intake(engine).await?;
     }
@@ -768,6 +855,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if phases.contains("lifecycles") {
         lifecycles(engine).await?;
+    }
+    if phases.contains("cleanup") {
+        realistic_cleanup(engine).await?;
     }
     Ok(())
 }
