@@ -1,5 +1,7 @@
-//! One attempt to deploy one commit of a preview. Unique per (preview, sha, attempt): a human
-//! asking again (Re-run, Redeploy) or an infrastructure retry makes a new attempt number.
+//! One attempt to deploy one commit of a preview. Unique per (preview, sha, attempt): each
+//! event or person asking for a deploy (open, push, Re-run, Redeploy, approval, the reconciler)
+//! makes a new attempt number, with its own check run. Infrastructure retries happen inside an
+//! attempt and do not make a new one.
 
 use sea_orm::entity::prelude::*;
 
