@@ -270,6 +270,32 @@ impl Scenario {
         found.unwrap_or_else(|e| panic!("{e}; comments: {:?}", self.gh.comments(REPO, number)))
     }
 
+    /// Waits until the first pull request's image build runs in the cluster (its Job exists).
+    pub async fn wait_build_running(&self) -> anyhow::Result<()> {
+        let kube = self.kube.clone();
+        wait::until("the build to run in the cluster", DEADLINE, || {
+            let kube = kube.clone();
+            async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
+        })
+        .await
+    }
+
+    /// True when no deploy job is waiting or scheduled in Redis: nothing will run again.
+    pub async fn deploy_queue_is_idle(&self) -> anyhow::Result<bool> {
+        let config = previewd::jobs::Queue::Deploy.redis_config(&self.redis_prefix);
+        let client = redis::Client::open(crate::redis_url())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let active: i64 = redis::cmd("LLEN")
+            .arg(config.active_jobs_list())
+            .query_async(&mut conn)
+            .await?;
+        let scheduled: i64 = redis::cmd("ZCARD")
+            .arg(config.scheduled_jobs_set())
+            .query_async(&mut conn)
+            .await?;
+        Ok(active == 0 && scheduled == 0)
+    }
+
     /// Waits until the preview of pull request `number` has `status`.
     pub async fn wait_status(&self, number: u64, status: PreviewStatus) -> preview::Model {
         let db = self.db.clone();

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use previewd::{jobs::Queue, previews::report::COMMENT_MARKER};
+use previewd::previews::report::COMMENT_MARKER;
 use previewd_entity::{PreviewStatus, deploy_attempt};
 use previewd_tests::{
     db::Engine,
@@ -159,22 +159,6 @@ async fn image_is_built_in_the_cluster_without_a_config() -> anyhow::Result<()> 
     s.stop().await
 }
 
-/// True when no deploy job is waiting or scheduled: nothing will run again.
-async fn deploy_queue_is_idle(s: &Scenario) -> anyhow::Result<bool> {
-    let config = Queue::Deploy.redis_config(&s.redis_prefix);
-    let client = redis::Client::open(previewd_tests::redis_url())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    let active: i64 = redis::cmd("LLEN")
-        .arg(config.active_jobs_list())
-        .query_async(&mut conn)
-        .await?;
-    let scheduled: i64 = redis::cmd("ZCARD")
-        .arg(config.scheduled_jobs_set())
-        .query_async(&mut conn)
-        .await?;
-    Ok(active == 0 && scheduled == 0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_pull_failure_is_reported_once() -> anyhow::Result<()> {
     let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
@@ -220,7 +204,7 @@ async fn image_pull_failure_is_reported_once() -> anyhow::Result<()> {
     assert_eq!(states, ["in_progress", "failure"]);
     // A user error is not retried: one attempt, one apply of the workload, nothing queued.
     assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
-    assert!(deploy_queue_is_idle(&s).await?, "no retry is scheduled");
+    assert!(s.deploy_queue_is_idle().await?, "no retry is scheduled");
     assert_eq!(
         s.kube.requests().count("apply", "deployments"),
         1,

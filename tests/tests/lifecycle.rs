@@ -23,16 +23,7 @@ async fn two_quick_pushes_end_at_the_newest_commit() -> anyhow::Result<()> {
     };
     let mut s = Scenario::start(options).await?;
     let pr = s.open_pr("feature/fast").await;
-    let kube = s.kube.clone();
-    wait::until(
-        "the first build to run in the cluster",
-        Duration::from_secs(30),
-        || {
-            let kube = kube.clone();
-            async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
-        },
-    )
-    .await?;
+    s.wait_build_running().await?;
     let second = s.sha();
     let third = s.sha();
     s.gh.push(REPO, pr.number, &second).await;
@@ -318,20 +309,8 @@ async fn an_unreachable_cluster_is_tried_exactly_three_times() -> anyhow::Result
     let attempts = deploy_attempt::Entity::find().all(&s.db).await?;
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].status, AttemptStatus::Failed);
-    let config = previewd::jobs::Queue::Deploy.redis_config(&s.redis_prefix);
-    let client = redis::Client::open(previewd_tests::redis_url())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    let scheduled: i64 = redis::cmd("ZCARD")
-        .arg(config.scheduled_jobs_set())
-        .query_async(&mut conn)
-        .await?;
-    let active: i64 = redis::cmd("LLEN")
-        .arg(config.active_jobs_list())
-        .query_async(&mut conn)
-        .await?;
-    assert_eq!(
-        (scheduled, active),
-        (0, 0),
+    assert!(
+        s.deploy_queue_is_idle().await?,
         "no retry is scheduled by the queue"
     );
     s.stop().await
@@ -543,12 +522,7 @@ async fn closing_during_a_deploy_stops_it_and_removes_everything() -> anyhow::Re
     };
     let mut s = Scenario::start(options).await?;
     let pr = s.open_pr("feature/abandoned").await;
-    let kube = s.kube.clone();
-    wait::until("the build to run", Duration::from_secs(30), || {
-        let kube = kube.clone();
-        async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
-    })
-    .await?;
+    s.wait_build_running().await?;
     s.gh.close_pr(REPO, pr.number, false).await;
     let gone = s.wait_status(pr.number, PreviewStatus::Deleted).await;
     assert!(

@@ -9,7 +9,6 @@ use previewd_tests::{
     kube::KubeSimOptions,
     process::Running,
     scenario::{Options, REPO, Scenario},
-    wait,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_previewd-worker");
@@ -27,12 +26,7 @@ async fn a_worker_killed_mid_deploy_is_replaced_within_30_seconds() -> anyhow::R
     first.wait_for_line("worker running", Duration::from_secs(30));
 
     let pr = s.open_pr("feature/crash").await;
-    let kube = s.kube.clone();
-    wait::until("the build to be running", Duration::from_secs(30), || {
-        let kube = kube.clone();
-        async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
-    })
-    .await?;
+    s.wait_build_running().await?;
     first.signal("KILL");
     let killed_at = Instant::now();
     drop(first);
@@ -102,12 +96,7 @@ async fn sigterm_lets_the_job_in_flight_finish() -> anyhow::Result<()> {
     let mut worker = Running::start(s.worker_process(BIN, "graceful-worker"));
     worker.wait_for_line("worker running", Duration::from_secs(30));
     let pr = s.open_pr("feature/graceful").await;
-    let kube = s.kube.clone();
-    wait::until("the build to be running", Duration::from_secs(30), || {
-        let kube = kube.clone();
-        async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
-    })
-    .await?;
+    s.wait_build_running().await?;
     worker.signal("TERM");
     assert_eq!(
         worker.wait_exit(Duration::from_secs(40)),
