@@ -1,7 +1,10 @@
 //! The two stores: the database (source of truth, via sea-orm) and Redis (carries work).
 //!
 //! [`Stores::open`] connects to both and applies every pending migration, so either binary can
-//! start on an empty database. The database must be reachable at start-up (nothing works
+//! start on an empty database. Processes may start at the same instant (an app and a worker, or
+//! N replicas of each), so migrations are **serialized by a lock** ([`migrate`]): a PostgreSQL
+//! advisory lock held on a connection of its own, or for SQLite an exclusive lock on a file
+//! beside the database. Whoever takes it second finds nothing left to apply. The database must be reachable at start-up (nothing works
 //! without it); Redis is connected lazily and reconnects on its own, so the app can start and
 //! report itself unready (`/readyz`) while Redis is down, rather than crash-looping.
 
@@ -45,7 +48,7 @@ impl Stores {
     /// Connects to the database (migrating it) and sets up the Redis connection.
     pub async fn open(config: &StoreConfig) -> anyhow::Result<Self> {
         let db = connect_database(config).await?;
-        migrate(&db).await?;
+        migrate(&db, config).await?;
         let (redis_client, redis) = connect_redis(config)?;
         Ok(Self {
             db,
@@ -109,18 +112,101 @@ pub async fn connect_database(config: &StoreConfig) -> anyhow::Result<DatabaseCo
         .context("cannot connect to the database (DATABASE_URL)")
 }
 
-/// Applies every pending migration; a no-op on an up-to-date database.
-pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
+/// The PostgreSQL advisory lock key under which migrations run (any constant shared by every
+/// previewd process; "previewd" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x7072_6576_6965_7764;
+
+/// Applies every pending migration, one process at a time; a no-op on an up-to-date database.
+pub async fn migrate(db: &DatabaseConnection, config: &StoreConfig) -> anyhow::Result<()> {
+    let lock = MigrationLock::take(db, config).await?;
+    let applied = Migrator::up(db, None)
         .await
-        .context("cannot apply database migrations")
+        .context("cannot apply database migrations");
+    lock.release().await;
+    applied
+}
+
+/// Held while migrations run. A process that dies holding it releases it too: its session ends
+/// (PostgreSQL) or its file descriptor closes (SQLite).
+enum MigrationLock {
+    /// The advisory lock lives as long as this connection's session.
+    Postgres(DatabaseConnection),
+    /// The lock file, locked exclusively.
+    Sqlite(std::fs::File),
+    /// An in-memory SQLite database belongs to one process: nothing to serialize.
+    None,
+}
+
+impl MigrationLock {
+    async fn take(db: &DatabaseConnection, config: &StoreConfig) -> anyhow::Result<Self> {
+        use sea_orm::{ConnectionTrait as _, DatabaseBackend};
+        match db.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                let mut options =
+                    ConnectOptions::new(config.database_url.expose_secret().to_owned());
+                options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .connect_timeout(Duration::from_secs(5))
+                    .sqlx_logging(false);
+                let conn = Database::connect(options)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", redact_db_error(&e.to_string(), config)))
+                    .context("cannot open the migration lock connection (DATABASE_URL)")?;
+                conn.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                    .await
+                    .context("cannot take the migration lock")?;
+                Ok(Self::Postgres(conn))
+            }
+            _ => match sqlite_file(config.database_url.expose_secret()) {
+                None => Ok(Self::None),
+                Some(path) => {
+                    let lock_path = format!("{path}.migrate-lock");
+                    let file = tokio::task::spawn_blocking(move || {
+                        let file = std::fs::OpenOptions::new()
+                            .create(true)
+                            .truncate(false)
+                            .write(true)
+                            .open(&lock_path)
+                            .with_context(|| format!("cannot open {lock_path}"))?;
+                        file.lock()
+                            .with_context(|| format!("cannot lock {lock_path}"))?;
+                        anyhow::Ok(file)
+                    })
+                    .await
+                    .context("the migration lock task failed")??;
+                    Ok(Self::Sqlite(file))
+                }
+            },
+        }
+    }
+
+    /// Lets the next process in.
+    async fn release(self) {
+        match self {
+            // Closing the connection ends the session, which releases the advisory lock.
+            Self::Postgres(conn) => drop(conn.close().await),
+            Self::Sqlite(file) => drop(file.unlock()),
+            Self::None => {}
+        }
+    }
+}
+
+/// The file of a `sqlite:` URL (`sqlite://FILE?…`, `sqlite:FILE`), or `None` for an in-memory
+/// database.
+fn sqlite_file(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory"))
+        .then(|| path.to_owned())
 }
 
 /// Connects to the database and applies pending migrations: the `migrate` command of both
 /// binaries.
 pub async fn migrate_database(config: &StoreConfig) -> anyhow::Result<()> {
     let db = connect_database(config).await?;
-    migrate(&db).await?;
+    migrate(&db, config).await?;
     tracing::info!("database migrations applied");
     Ok(())
 }
@@ -139,6 +225,26 @@ pub fn connect_redis(config: &StoreConfig) -> anyhow::Result<(redis::Client, Con
         .map_err(|e| anyhow::anyhow!("{}", describe_redis_error(&e)))
         .context("cannot set up the Redis connection")?;
     Ok((client, manager))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+
+    #[test]
+    fn sqlite_files_from_urls() {
+        assert_eq!(
+            sqlite_file("sqlite://previewd.db?mode=rwc").as_deref(),
+            Some("previewd.db")
+        );
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/p.db").as_deref(),
+            Some("/var/lib/p.db")
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
 }
 
 /// Removes the database URL (which may hold a password) from a driver error message.

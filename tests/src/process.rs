@@ -89,12 +89,25 @@ impl Running {
     /// Waits for a log line containing `needle`, returning it.
     pub fn wait_for_line(&self, needle: &str, deadline: Duration) -> String {
         let until = std::time::Instant::now() + deadline;
+        let mut seen: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         loop {
             let left = until.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no log line containing {needle:?} within {deadline:?}"),
+                Ok(line) => {
+                    if seen.len() == 20 {
+                        seen.pop_front();
+                    }
+                    seen.push_back(line);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "no log line containing {needle:?} within {deadline:?}; last lines:\n{}",
+                    Vec::from(seen).join("\n")
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                    "the process ended before logging {needle:?}; last lines:\n{}",
+                    Vec::from(seen).join("\n")
+                ),
             }
         }
     }
