@@ -10,6 +10,8 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
+
+use crate::units::Quantity;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -170,6 +172,28 @@ pub struct Settings {
     #[arg(long, env = "PREVIEW_TTL", global = true, default_value = "72h")]
     pub preview_ttl: String,
 
+    /// Longest `ttl` a repository may ask for in `.github/preview.yml`.
+    #[arg(long, env = "PREVIEW_MAX_TTL", global = true, default_value = "720h")]
+    pub preview_max_ttl: String,
+
+    /// Registries a repository's ready-made `image:` may come from, comma-separated (e.g.
+    /// `ghcr.io/acme,registry.example.com`); unset: any.
+    #[arg(long, env = "IMAGE_REGISTRIES", global = true)]
+    pub image_registries: Option<String>,
+
+    /// CPU of one in-cluster image build (its container's limit and its build namespace's quota).
+    #[arg(long, env = "BUILD_CPU", global = true, default_value = "1")]
+    pub build_cpu: String,
+
+    /// Memory of one in-cluster image build.
+    #[arg(long, env = "BUILD_MEMORY", global = true, default_value = "2Gi")]
+    pub build_memory: String,
+
+    /// Where image builds may connect to, comma-separated `CIDR:PORT` or `namespace=NAME:PORT`
+    /// entries; unset: the git host and PREVIEW_REGISTRY, resolved when each build starts.
+    #[arg(long, env = "BUILD_EGRESS", global = true)]
+    pub build_egress: Option<String>,
+
     /// How often a worker compares open pull requests with the previews and heals both ways
     /// (`off` to disable).
     #[arg(long, env = "RECONCILE_INTERVAL", global = true, default_value = "5m")]
@@ -291,8 +315,12 @@ pub struct WorkerConfig {
     pub ingress_namespace: String,
     pub ingress_class: Option<String>,
     pub tls_secret: Option<String>,
-    /// Defaults and maximums of repositories' resource requests.
-    pub limits: crate::previews::repo_config::Limits,
+    /// Defaults and maximums of what repositories may ask for.
+    pub limits: RepoLimits,
+    /// What one image build may use.
+    pub build_budget: crate::cluster::BuildBudget,
+    /// `BUILD_EGRESS`; `None`: resolved per build.
+    pub build_egress: Option<Vec<crate::cluster::EgressTarget>>,
     pub ttl: Duration,
     pub probe_urls: bool,
     /// `None`: off.
@@ -480,18 +508,66 @@ impl Settings {
                 format!("names no readable file: {}", path.display()),
             ));
         }
-        use crate::previews::repo_config::{Limits, Quantity};
         let cpu = |variable: &'static str, raw: &str| {
             Quantity::cpu(raw).map_err(|p| ConfigError::new(variable, p))
         };
         let memory = |variable: &'static str, raw: &str| {
             Quantity::memory(raw).map_err(|p| ConfigError::new(variable, p))
         };
-        let limits = Limits {
+        let image_registries = match self.image_registries.as_deref() {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    let valid = r
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-_:/".contains(c))
+                        && !r.starts_with('/')
+                        && !r.ends_with('/');
+                    if valid {
+                        Ok(r.to_ascii_lowercase())
+                    } else {
+                        Err(ConfigError::new(
+                            "IMAGE_REGISTRIES",
+                            format!("{r:?} is not a registry such as ghcr.io/acme"),
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let ttl =
+            parse_duration(&self.preview_ttl).map_err(|p| ConfigError::new("PREVIEW_TTL", p))?;
+        let max_ttl = parse_duration(&self.preview_max_ttl)
+            .map_err(|p| ConfigError::new("PREVIEW_MAX_TTL", p))?;
+        if ttl > max_ttl {
+            return Err(ConfigError::new(
+                "PREVIEW_TTL",
+                "must not be above PREVIEW_MAX_TTL",
+            ));
+        }
+        let limits = RepoLimits {
             default_cpu: cpu("PREVIEW_CPU", &self.preview_cpu)?,
             default_memory: memory("PREVIEW_MEMORY", &self.preview_memory)?,
             max_cpu: cpu("PREVIEW_MAX_CPU", &self.preview_max_cpu)?,
             max_memory: memory("PREVIEW_MAX_MEMORY", &self.preview_max_memory)?,
+            max_ttl,
+            image_registries,
+        };
+        let build_budget = crate::cluster::BuildBudget {
+            cpu: cpu("BUILD_CPU", &self.build_cpu)?.text,
+            memory: memory("BUILD_MEMORY", &self.build_memory)?.text,
+        };
+        let build_egress = match self.build_egress.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(list) => Some(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(|e| parse_egress(e).map_err(|p| ConfigError::new("BUILD_EGRESS", p)))
+                    .collect::<Result<_, _>>()?,
+            ),
         };
         if limits.default_cpu.value > limits.max_cpu.value {
             return Err(ConfigError::new(
@@ -553,8 +629,9 @@ impl Settings {
                 .clone()
                 .filter(|c| !c.trim().is_empty()),
             limits,
-            ttl: parse_duration(&self.preview_ttl)
-                .map_err(|p| ConfigError::new("PREVIEW_TTL", p))?,
+            build_budget,
+            build_egress,
+            ttl,
             probe_urls: parse_bool("PROBE_URLS", &self.probe_urls)?,
             reconcile_interval: parse_interval("RECONCILE_INTERVAL", &self.reconcile_interval)?,
             redelivery_interval: parse_interval("REDELIVERY_INTERVAL", &self.redelivery_interval)?,
@@ -646,41 +723,98 @@ fn is_dns_name(name: &str) -> bool {
         })
 }
 
-/// Parses a duration such as `90s`, `3m`, `1h30m`, `72h`, `2d`, or bare seconds (`180`).
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let text = raw.trim();
-    let bad = || format!("must be a duration such as 90s, 3m, 1h30m or 2d, got {raw:?}");
-    if text.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
+pub use crate::units::parse_duration;
+
+/// One `BUILD_EGRESS` entry: `CIDR:PORT` (`140.82.112.0/20:443`, `[2001:db8::/32]:443`) or
+/// `namespace=NAME:PORT`.
+fn parse_egress(entry: &str) -> Result<crate::cluster::EgressTarget, String> {
+    use crate::cluster::EgressTarget;
+    let bad = || {
+        format!(
+            "{entry:?} must be CIDR:PORT (10.0.0.0/8:443) or namespace=NAME:PORT (namespace=registry:5000)"
+        )
+    };
+    let (target, port) = entry.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    if let Some(name) = target.strip_prefix("namespace=") {
+        let valid = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        return if valid {
+            Ok(EgressTarget::Namespace {
+                name: name.to_owned(),
+                port,
+            })
+        } else {
+            Err(bad())
         };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        digits.clear();
     }
-    if !digits.is_empty() || total == 0 {
+    let cidr = target.trim_start_matches('[').trim_end_matches(']');
+    let (address, prefix) = cidr.split_once('/').ok_or_else(bad)?;
+    let address: std::net::IpAddr = address.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    let most = if address.is_ipv4() { 32 } else { 128 };
+    if prefix > most {
         return Err(bad());
     }
-    Ok(Duration::from_secs(total))
+    Ok(EgressTarget::Cidr {
+        cidr: format!("{address}/{prefix}"),
+        port,
+    })
+}
+
+/// What this install lets repositories ask for in `.github/preview.yml`, and its defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoLimits {
+    pub default_cpu: Quantity,
+    pub default_memory: Quantity,
+    pub max_cpu: Quantity,
+    pub max_memory: Quantity,
+    /// Longest `ttl`.
+    pub max_ttl: Duration,
+    /// Registries `image:` may name (`ghcr.io`, `ghcr.io/acme`); empty: any.
+    pub image_registries: Vec<String>,
+}
+
+impl Default for RepoLimits {
+    fn default() -> Self {
+        let cpu = |s: &str| Quantity::cpu(s).unwrap_or_else(|e| unreachable!("{e}"));
+        let memory = |s: &str| Quantity::memory(s).unwrap_or_else(|e| unreachable!("{e}"));
+        Self {
+            default_cpu: cpu("500m"),
+            default_memory: memory("512Mi"),
+            max_cpu: cpu("2"),
+            max_memory: memory("2Gi"),
+            max_ttl: Duration::from_secs(720 * 3600),
+            image_registries: Vec::new(),
+        }
+    }
+}
+
+impl RepoLimits {
+    /// Whether image reference `image` comes from one of the allowed registries (any, when the
+    /// list is empty). A reference without a registry host is Docker Hub's (`docker.io/…`).
+    pub fn image_allowed(&self, image: &str) -> bool {
+        if self.image_registries.is_empty() {
+            return true;
+        }
+        let image = image.to_ascii_lowercase();
+        let first = image.split('/').next().unwrap_or_default();
+        let has_host = image.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost");
+        let full = if has_host {
+            image
+        } else if image.contains('/') {
+            format!("docker.io/{image}")
+        } else {
+            format!("docker.io/library/{image}")
+        };
+        self.image_registries
+            .iter()
+            .any(|r| full.starts_with(&format!("{r}/")))
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// Heartbeats a worker may miss before its in-flight jobs are given to another worker.
 pub const MISSED_HEARTBEATS: usize = 5;
 
+/// How long a job's idempotency key (and so the way to find it) is kept.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 86_400);
+
 /// How often an idle worker looks for work when no wake-up arrives.
 pub const FALLBACK_POLL: Duration = Duration::from_secs(1);
 
@@ -46,6 +49,11 @@ pub struct DeployJob {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanupJob {
     pub preview_id: i64,
+    /// The preview's generation this removal was asked for (see `previews::lifecycle`): a
+    /// preview asked for again since (reopened, pushed) is left alone. `None` in payloads from
+    /// before generations: the removal then acts on whatever removal is under way.
+    #[serde(default)]
+    pub generation: Option<i64>,
     /// Why, in words for the sticky comment ("the pull request was closed").
     pub reason: String,
     /// Someone pressed Destroy or commented `/preview destroy`: the worker checks that they have
@@ -99,11 +107,16 @@ impl Queue {
     }
 
     /// apalis-redis configuration of the queue under `prefix`.
+    ///
+    /// The idempotency time-to-live is set on purpose: left unset, apalis-redis 1.0 passes
+    /// `0` to its push script, which then *expires the key at once* — no deduplication, and no
+    /// way to find a job by its key ([`Queues::deploy_job_state`]).
     pub fn redis_config(self, prefix: &str) -> apalis_redis::Config {
         apalis_redis::Config::default()
             .queue(self.key(prefix))
             .heartbeat_interval(HEARTBEAT_INTERVAL)
             .missed_heartbeats(MISSED_HEARTBEATS)
+            .idempotency_ttl(Some(IDEMPOTENCY_TTL))
     }
 }
 
@@ -150,7 +163,7 @@ impl Queues {
 
     /// Enqueues a deploy; the attempt id makes it idempotent (a retried enqueue is dropped).
     pub async fn deploy(&self, job: DeployJob) -> Result<(), EnqueueError> {
-        let key = format!("attempt-{}", job.attempt_id);
+        let key = deploy_key(job.attempt_id);
         let mut storage = self.deploy.clone();
         storage
             .push_task(TaskBuilder::new(job).idempotency_key(key).build())
@@ -163,15 +176,85 @@ impl Queues {
         Ok(())
     }
 
-    /// Enqueues a cleanup.
+    /// Enqueues a cleanup; the preview, generation and requester make it idempotent.
     pub async fn cleanup(&self, job: CleanupJob) -> Result<(), EnqueueError> {
+        let key = cleanup_key(&job);
         let mut storage = self.cleanup.clone();
-        storage.push(job).await.map_err(|e| EnqueueError {
-            queue: "cleanup",
-            message: e.to_string(),
-        })?;
+        storage
+            .push_task(TaskBuilder::new(job).idempotency_key(key).build())
+            .await
+            .map_err(|e| EnqueueError {
+                queue: "cleanup",
+                message: e.to_string(),
+            })?;
         self.wake(Queue::Cleanup).await;
         Ok(())
+    }
+
+    /// Enqueues every job of `work` (deploys, cleanups, extends).
+    pub async fn enqueue(
+        &self,
+        work: &crate::previews::lifecycle::Work,
+    ) -> Result<(), EnqueueError> {
+        for job in &work.deploys {
+            self.deploy(job.clone()).await?;
+        }
+        for job in &work.cleanups {
+            self.cleanup(job.clone()).await?;
+        }
+        for job in &work.extends {
+            self.extend(job.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Enqueues a cleanup again (the reconciler's heal of a removal that stopped): its
+    /// idempotency key is released first.
+    pub async fn requeue_cleanup(&self, job: CleanupJob) -> Result<(), EnqueueError> {
+        let config = Queue::Cleanup.redis_config(&self.prefix);
+        let field = format!("{}:{}", config.idempotency_key_set(), cleanup_key(&job));
+        let mut conn = self.redis.clone();
+        redis::cmd("DEL")
+            .arg(&field)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(|e| EnqueueError {
+                queue: "cleanup",
+                message: e.to_string(),
+            })?;
+        self.cleanup(job).await
+    }
+
+    /// Where the deploy job of `attempt_id` is, as far as Redis knows.
+    pub async fn deploy_job_state(&self, attempt_id: i64) -> Result<JobState, EnqueueError> {
+        let config = Queue::Deploy.redis_config(&self.prefix);
+        job_state(&self.redis, &config, &deploy_key(attempt_id))
+            .await
+            .map_err(|e| EnqueueError {
+                queue: "deploy",
+                message: e.to_string(),
+            })
+    }
+
+    /// Enqueues the deploy job of an attempt whose job was lost or ended without recording an
+    /// outcome (the reconciler's heal): its old idempotency key is released first.
+    pub async fn requeue_deploy(&self, job: DeployJob) -> Result<(), EnqueueError> {
+        let config = Queue::Deploy.redis_config(&self.prefix);
+        let field = format!(
+            "{}:{}",
+            config.idempotency_key_set(),
+            deploy_key(job.attempt_id)
+        );
+        let mut conn = self.redis.clone();
+        redis::cmd("DEL")
+            .arg(&field)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(|e| EnqueueError {
+                queue: "deploy",
+                message: e.to_string(),
+            })?;
+        self.deploy(job).await
     }
 
     /// Enqueues an Extend.
@@ -197,6 +280,72 @@ impl Queues {
             tracing::debug!(error = %e, queue = queue.name(), "wake-up not published; workers will poll");
         }
     }
+}
+
+/// The idempotency key of a cleanup job: the preview, the generation it removes, who asked.
+fn cleanup_key(job: &CleanupJob) -> String {
+    format!(
+        "cleanup-{}-{}-{}",
+        job.preview_id,
+        job.generation
+            .map_or_else(|| "any".to_owned(), |g| g.to_string()),
+        job.requested_by.as_deref().unwrap_or("-")
+    )
+}
+
+/// The idempotency key of an attempt's deploy job.
+fn deploy_key(attempt_id: i64) -> String {
+    format!("attempt-{attempt_id}")
+}
+
+/// Where a job is, read from apalis-redis's keys (its idempotency key names the task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// No trace of it: never enqueued here, or Redis lost it (flushed, restarted without
+    /// persistence, failed over).
+    Lost,
+    /// Waiting, scheduled or running.
+    Live,
+    /// The handler returned (its outcome should be recorded in the database).
+    Done,
+    /// Given up by the queue: killed by its time-out, or out of attempts.
+    Dead,
+}
+
+async fn job_state(
+    redis: &ConnectionManager,
+    config: &apalis_redis::Config,
+    key: &str,
+) -> Result<JobState, redis::RedisError> {
+    let mut conn = redis.clone();
+    let task: Option<String> = redis::cmd("GET")
+        .arg(format!("{}:{key}", config.idempotency_key_set()))
+        .query_async(&mut conn)
+        .await?;
+    let Some(task) = task else {
+        return Ok(JobState::Lost);
+    };
+    let (has_data, done, dead): (bool, bool, bool) = redis::pipe()
+        .cmd("HEXISTS")
+        .arg(config.job_data_hash())
+        .arg(&task)
+        .cmd("SISMEMBER")
+        .arg(config.done_jobs_set())
+        .arg(&task)
+        .cmd("SISMEMBER")
+        .arg(config.dead_jobs_set())
+        .arg(&task)
+        .query_async(&mut conn)
+        .await?;
+    Ok(if !has_data {
+        JobState::Lost
+    } else if dead {
+        JobState::Dead
+    } else if done {
+        JobState::Done
+    } else {
+        JobState::Live
+    })
 }
 
 #[cfg(test)]

@@ -17,4 +17,5 @@ pub mod sanitize;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod units;
 pub mod web;

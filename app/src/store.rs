@@ -2,7 +2,7 @@
 //!
 //! [`Stores::open`] connects to both and applies every pending migration, so either binary can
 //! start on an empty database. Processes may start at the same instant (an app and a worker, or
-//! N replicas of each), so migrations are **serialized by a lock** ([`migrate`]): a PostgreSQL
+//! N replicas of each), so migrations are **serialized by a lock** ([`open_database`]): a PostgreSQL
 //! advisory lock held on a connection of its own, or for SQLite an exclusive lock on a file
 //! beside the database. Whoever takes it second finds nothing left to apply. The database must be reachable at start-up (nothing works
 //! without it); Redis is connected lazily and reconnects on its own, so the app can start and
@@ -47,8 +47,7 @@ impl std::fmt::Debug for Stores {
 impl Stores {
     /// Connects to the database (migrating it) and sets up the Redis connection.
     pub async fn open(config: &StoreConfig) -> anyhow::Result<Self> {
-        let db = connect_database(config).await?;
-        migrate(&db, config).await?;
+        let db = open_database(config).await?;
         let (redis_client, redis) = connect_redis(config)?;
         Ok(Self {
             db,
@@ -116,79 +115,89 @@ pub async fn connect_database(config: &StoreConfig) -> anyhow::Result<DatabaseCo
 /// previewd process; "previewd" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x7072_6576_6965_7764;
 
-/// Applies every pending migration, one process at a time; a no-op on an up-to-date database.
-pub async fn migrate(db: &DatabaseConnection, config: &StoreConfig) -> anyhow::Result<()> {
-    let lock = MigrationLock::take(db, config).await?;
+/// Connects to the database and applies pending migrations, one process at a time. For SQLite
+/// the lock is taken before connecting: switching a new database file to write-ahead logging is
+/// itself a write that a concurrent opener would find locked.
+pub async fn open_database(config: &StoreConfig) -> anyhow::Result<DatabaseConnection> {
+    let file_lock = lock_sqlite_file(config).await?;
+    let opened = async {
+        let db = connect_database(config).await?;
+        migrate(&db, config).await?;
+        anyhow::Ok(db)
+    }
+    .await;
+    if let Some(file) = file_lock {
+        drop(file.unlock());
+    }
+    opened
+}
+
+/// Applies every pending migration; a no-op on an up-to-date database. On PostgreSQL it holds
+/// an advisory lock meanwhile; on SQLite the caller holds the file lock ([`open_database`]).
+async fn migrate(db: &DatabaseConnection, config: &StoreConfig) -> anyhow::Result<()> {
+    let lock = PostgresLock::take(db, config).await?;
     let applied = Migrator::up(db, None)
         .await
         .context("cannot apply database migrations");
-    lock.release().await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
     applied
 }
 
-/// Held while migrations run. A process that dies holding it releases it too: its session ends
-/// (PostgreSQL) or its file descriptor closes (SQLite).
-enum MigrationLock {
-    /// The advisory lock lives as long as this connection's session.
-    Postgres(DatabaseConnection),
-    /// The lock file, locked exclusively.
-    Sqlite(std::fs::File),
-    /// An in-memory SQLite database belongs to one process: nothing to serialize.
-    None,
+/// The exclusive lock on `<file>.migrate-lock` beside a SQLite database file; `None` for
+/// PostgreSQL and in-memory databases. A process that dies holding it releases it (its file
+/// descriptor closes).
+async fn lock_sqlite_file(config: &StoreConfig) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = sqlite_file(config.database_url.expose_secret()) else {
+        return Ok(None);
+    };
+    let lock_path = format!("{path}.migrate-lock");
+    let file = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {lock_path}"))?;
+        file.lock()
+            .with_context(|| format!("cannot lock {lock_path}"))?;
+        anyhow::Ok(file)
+    })
+    .await
+    .context("the migration lock task failed")??;
+    Ok(Some(file))
 }
 
-impl MigrationLock {
-    async fn take(db: &DatabaseConnection, config: &StoreConfig) -> anyhow::Result<Self> {
+/// A PostgreSQL advisory lock, held by a connection of its own (the lock lives as long as that
+/// session; a process that dies holding it releases it).
+struct PostgresLock(DatabaseConnection);
+
+impl PostgresLock {
+    async fn take(db: &DatabaseConnection, config: &StoreConfig) -> anyhow::Result<Option<Self>> {
         use sea_orm::{ConnectionTrait as _, DatabaseBackend};
-        match db.get_database_backend() {
-            DatabaseBackend::Postgres => {
-                let mut options =
-                    ConnectOptions::new(config.database_url.expose_secret().to_owned());
-                options
-                    .max_connections(1)
-                    .min_connections(1)
-                    .connect_timeout(Duration::from_secs(5))
-                    .sqlx_logging(false);
-                let conn = Database::connect(options)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", redact_db_error(&e.to_string(), config)))
-                    .context("cannot open the migration lock connection (DATABASE_URL)")?;
-                conn.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-                    .await
-                    .context("cannot take the migration lock")?;
-                Ok(Self::Postgres(conn))
-            }
-            _ => match sqlite_file(config.database_url.expose_secret()) {
-                None => Ok(Self::None),
-                Some(path) => {
-                    let lock_path = format!("{path}.migrate-lock");
-                    let file = tokio::task::spawn_blocking(move || {
-                        let file = std::fs::OpenOptions::new()
-                            .create(true)
-                            .truncate(false)
-                            .write(true)
-                            .open(&lock_path)
-                            .with_context(|| format!("cannot open {lock_path}"))?;
-                        file.lock()
-                            .with_context(|| format!("cannot lock {lock_path}"))?;
-                        anyhow::Ok(file)
-                    })
-                    .await
-                    .context("the migration lock task failed")??;
-                    Ok(Self::Sqlite(file))
-                }
-            },
+        if db.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(None);
         }
+        let mut options = ConnectOptions::new(config.database_url.expose_secret().to_owned());
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        let conn = Database::connect(options)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", redact_db_error(&e.to_string(), config)))
+            .context("cannot open the migration lock connection (DATABASE_URL)")?;
+        conn.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+            .await
+            .context("cannot take the migration lock")?;
+        Ok(Some(Self(conn)))
     }
 
-    /// Lets the next process in.
+    /// Lets the next process in: closing the connection ends the session and its lock.
     async fn release(self) {
-        match self {
-            // Closing the connection ends the session, which releases the advisory lock.
-            Self::Postgres(conn) => drop(conn.close().await),
-            Self::Sqlite(file) => drop(file.unlock()),
-            Self::None => {}
-        }
+        drop(self.0.close().await);
     }
 }
 
@@ -205,8 +214,8 @@ fn sqlite_file(url: &str) -> Option<String> {
 /// Connects to the database and applies pending migrations: the `migrate` command of both
 /// binaries.
 pub async fn migrate_database(config: &StoreConfig) -> anyhow::Result<()> {
-    let db = connect_database(config).await?;
-    migrate(&db, config).await?;
+    let db = open_database(config).await?;
+    db.close().await?;
     tracing::info!("database migrations applied");
     Ok(())
 }
@@ -227,6 +236,62 @@ pub fn connect_redis(config: &StoreConfig) -> anyhow::Result<(redis::Client, Con
     Ok((client, manager))
 }
 
+/// What kind of trouble a database error is, for deciding whether to answer "try later".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// The database cannot be reached or is not answering: try again later.
+    Outage,
+    /// Another transaction got in the way (a unique key taken meanwhile, a lock, a
+    /// serialization failure): trying again at once succeeds.
+    Conflict,
+    /// The request itself cannot be stored (a value out of range, a constraint it breaks):
+    /// trying again repeats it.
+    Permanent,
+}
+
+/// Sorts `error` into [`Trouble`].
+pub fn trouble(error: &sea_orm::DbErr) -> Trouble {
+    use sea_orm::{DbErr, SqlErr};
+    match error {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => return Trouble::Outage,
+        _ => {}
+    }
+    if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        return Trouble::Conflict;
+    }
+    let text = error.to_string().to_ascii_lowercase();
+    let conflict = [
+        "database is locked",
+        "database table is locked",
+        "deadlock detected",
+        "could not serialize",
+        "busy",
+    ];
+    if conflict.iter().any(|w| text.contains(w)) {
+        return Trouble::Conflict;
+    }
+    let outage = [
+        "connection",
+        "broken pipe",
+        "timed out",
+        "pool",
+        "i/o",
+        "io error",
+        "terminating",
+        "shutting down",
+        "disk",
+    ];
+    if outage.iter().any(|w| text.contains(w)) {
+        return Trouble::Outage;
+    }
+    Trouble::Permanent
+}
+
+/// Removes the database URL (which may hold a password) from a driver error message.
+fn redact_db_error(message: &str, config: &StoreConfig) -> String {
+    message.replace(config.database_url.expose_secret(), "[DATABASE_URL]")
+}
+
 #[cfg(test)]
 mod tests {
     use super::sqlite_file;
@@ -245,9 +310,4 @@ mod tests {
         assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
         assert_eq!(sqlite_file("postgres://h/db"), None);
     }
-}
-
-/// Removes the database URL (which may hold a password) from a driver error message.
-fn redact_db_error(message: &str, config: &StoreConfig) -> String {
-    message.replace(config.database_url.expose_secret(), "[DATABASE_URL]")
 }

@@ -14,8 +14,9 @@ use cluster_support::{
     web_service,
 };
 use previewd::cluster::{
-    build_job, build_secret, deployment, ingress, label_objects, limit_range, namespace,
-    namespace_for_build, network_policies, render_chart, resource_quota, service, to_apply_json,
+    BuildBudget, EgressTarget, build_job, build_namespace, build_network_policies, build_quota,
+    build_secret, deployment, ingress, label_objects, limit_range, namespace, network_policies,
+    render_chart, resource_quota, service, to_apply_json,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -26,18 +27,36 @@ const KUBERNETES_VERSION: &str = "1.35.0";
 async fn all_objects() -> Vec<Value> {
     let meta = meta();
     let rails = guard_rails();
+    let build = meta.for_build();
+    let budget = BuildBudget::default();
+    let egress = [
+        EgressTarget::Cidr {
+            cidr: "140.82.112.3/32".into(),
+            port: 443,
+        },
+        EgressTarget::Namespace {
+            name: "registry".into(),
+            port: 5000,
+        },
+    ];
     let mut objects = vec![
         to_apply_json(&namespace(&meta)),
-        to_apply_json(&namespace_for_build(&meta)),
         to_apply_json(&resource_quota(&meta, &rails)),
         to_apply_json(&limit_range(&meta, &rails)),
+        to_apply_json(&build_namespace(&build)),
+        to_apply_json(&build_quota(&build, &budget)),
     ];
     objects.extend(network_policies(&meta, &rails).iter().map(to_apply_json));
+    objects.extend(
+        build_network_policies(&build, &egress, "kube-system")
+            .iter()
+            .map(to_apply_json),
+    );
     objects.push(to_apply_json(&build_secret(
-        &meta,
+        &build,
         &SecretString::from(TOKEN),
     )));
-    objects.push(to_apply_json(&build_job(&meta, &build_spec())));
+    objects.push(to_apply_json(&build_job(&build, &build_spec(), &budget)));
     for web in [web_service(Some("preview-wildcard-tls")), web_service(None)] {
         objects.push(to_apply_json(&deployment(&meta, &web)));
         objects.push(to_apply_json(&service(&meta, &web)));
@@ -114,7 +133,7 @@ async fn every_object_validates_against_the_kubernetes_schemas() {
 #[tokio::test]
 async fn the_validator_rejects_what_kubernetes_rejects() {
     // A control: were the validator a no-op, the test above would prove nothing.
-    let mut job = to_apply_json(&build_job(&meta(), &build_spec()));
+    let mut job = to_apply_json(&build_job(&meta(), &build_spec(), &BuildBudget::default()));
     job["spec"]["backoffLimitt"] = json!(0);
     let mut deployment = to_apply_json(&deployment(&meta(), &web_service(None)));
     deployment["spec"]["replicas"] = json!("one");
@@ -136,6 +155,6 @@ fn the_token_is_only_in_the_secret() {
         !secret.contains(TOKEN),
         "the token is base64 in data, never plain"
     );
-    let job = to_apply_json(&build_job(&meta, &build_spec())).to_string();
+    let job = to_apply_json(&build_job(&meta, &build_spec(), &BuildBudget::default())).to_string();
     assert!(!job.contains(TOKEN) && !job.contains("ghs_"));
 }

@@ -7,6 +7,7 @@
 
 pub mod api_token;
 pub mod deploy_attempt;
+pub mod install_setting;
 pub mod installation;
 pub mod preview;
 pub mod pull_request;

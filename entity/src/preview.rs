@@ -59,6 +59,12 @@ pub struct Model {
     pub last_error: Option<String>,
     /// Set when cleanup ran out of attempts: operators are alerted and must look.
     pub cleanup_failed: bool,
+    /// The attempt whose outcome the preview shows: the newest one asked for. A deploy job of any
+    /// other attempt stops at its next step.
+    pub current_attempt_id: Option<i64>,
+    /// Bumped by every removal request and every revival: a cleanup job acts only on the removal
+    /// it was enqueued for.
+    pub generation: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,

@@ -20,7 +20,8 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub repository_id: i64,
-    pub number: i32,
+    /// GitHub's pull request number (not bounded by 32 bits).
+    pub number: i64,
     pub title: String,
     /// Login of the pull request's author.
     pub author_login: String,

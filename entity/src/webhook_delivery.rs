@@ -16,6 +16,10 @@ pub enum DeliveryOutcome {
     /// Could not be processed; GitHub shows it failed and it can be redelivered.
     #[sea_orm(string_value = "failed")]
     Failed,
+    /// Understood, but refused for a reason a redelivery cannot fix (answered 2xx, the reason
+    /// recorded in `detail`).
+    #[sea_orm(string_value = "rejected")]
+    Rejected,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -12,6 +12,7 @@ mod m20261125_000002_create_previews;
 mod m20261125_000003_create_webhook_deliveries;
 mod m20261125_000004_create_auth_tables;
 mod m20261126_000005_add_preview_expiry_warning;
+mod m20261201_000006_preview_lifecycle;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_webhook_deliveries::Migration),
             Box::new(m20261125_000004_create_auth_tables::Migration),
             Box::new(m20261126_000005_add_preview_expiry_warning::Migration),
+            Box::new(m20261201_000006_preview_lifecycle::Migration),
         ]
     }
 }

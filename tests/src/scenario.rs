@@ -117,14 +117,14 @@ impl Scenario {
             "--preview-domain=preview.example.test".into(),
             "--listen-addr=127.0.0.1:0".into(),
             "--public-url=http://previewd.example.test".into(),
-            "--preview-registry=registry.example.test/previews".into(),
+            "--preview-registry=10.96.0.50:5000/previews".into(),
             format!("--worker-concurrency={}", options.concurrency),
             "--deploy-timeout=30s".into(),
             "--cleanup-timeout=30s".into(),
-            // Healing rounds only in the tests about them (they would add GitHub calls).
-            "--reconcile-interval=off".into(),
+            // The healing rounds run beside every story, as in a real install.
+            "--reconcile-interval=1s".into(),
+            "--expiry-interval=1s".into(),
             "--redelivery-interval=off".into(),
-            "--expiry-interval=off".into(),
         ];
         args.extend(options.settings.iter().cloned());
         let settings = Cli::try_parse_from(&args)?.settings;
@@ -270,12 +270,34 @@ impl Scenario {
         found.unwrap_or_else(|e| panic!("{e}; comments: {:?}", self.gh.comments(REPO, number)))
     }
 
-    /// Waits until the first pull request's image build runs in the cluster (its Job exists).
+    /// Waits until `who`'s request to `what` on pull request `number` was refused (one reply
+    /// on the pull request), and returns how many such replies there are.
+    pub async fn wait_refusal(&self, number: u64, who: &str, what: &str) -> usize {
+        let needle =
+            format!("@{who}: only people with write permission on this repository can {what}");
+        self.wait_comment(number, &needle)
+            .await
+            .iter()
+            .filter(|c| c.body.contains(&needle))
+            .count()
+    }
+
+    /// Waits until the first pull request's image build runs in the cluster (its Job exists,
+    /// in a build namespace of the preview).
     pub async fn wait_build_running(&self) -> anyhow::Result<()> {
         let kube = self.kube.clone();
         wait::until("the build to run in the cluster", DEADLINE, || {
             let kube = kube.clone();
-            async move { (!kube.list("jobs", Some("acme-web-pr-1")).is_empty()).then_some(()) }
+            async move {
+                kube.list("jobs", None)
+                    .iter()
+                    .any(|j| {
+                        j["metadata"]["namespace"]
+                            .as_str()
+                            .is_some_and(|ns| ns.starts_with("acme-web-pr-1--b"))
+                    })
+                    .then_some(())
+            }
         })
         .await
     }
@@ -336,8 +358,50 @@ impl Scenario {
         result.unwrap_or_else(|e| panic!("{e}; check runs: {:?}", self.gh.check_runs(REPO, &sha)))
     }
 
+    /// This install's id (the label on everything previewd creates in the cluster).
+    pub async fn install_id(&self) -> anyhow::Result<String> {
+        Ok(
+            previewd::previews::records::install_setting(&self.db, "install_id", || {
+                unreachable!("the workers made it when they started")
+            })
+            .await?,
+        )
+    }
+
+    /// What must hold after any story: one sticky comment per pull request, at most one check
+    /// run per attempt.
+    pub async fn check_invariants(&self) -> anyhow::Result<()> {
+        use previewd_entity::deploy_attempt;
+        for pr in pull_request::Entity::find().all(&self.db).await? {
+            let number = u64::try_from(pr.number).unwrap_or_default();
+            let sticky = self
+                .gh
+                .comments(REPO, number)
+                .iter()
+                .filter(|c| c.body.contains(previewd::previews::report::COMMENT_MARKER))
+                .count();
+            anyhow::ensure!(sticky <= 1, "#{number} has {sticky} sticky comments");
+        }
+        for attempt in deploy_attempt::Entity::find().all(&self.db).await? {
+            let runs = self
+                .gh
+                .check_runs(REPO, &attempt.sha)
+                .into_iter()
+                .filter(|r| r.external_id.as_deref() == Some(attempt.id.to_string().as_str()))
+                .count();
+            anyhow::ensure!(runs <= 1, "attempt {} has {runs} check runs", attempt.id);
+        }
+        Ok(())
+    }
+
     /// Stops app and workers and removes the database and Redis keys.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        let invariants = self.check_invariants().await;
+        let stopped = self.shut_down().await;
+        invariants.and(stopped)
+    }
+
+    async fn shut_down(&mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         for task in self.tasks.drain(..) {
             match tokio::time::timeout(Duration::from_secs(40), task).await {
@@ -352,6 +416,35 @@ impl Scenario {
             db.drop_database().await?;
         }
         crate::clear_redis_prefix(&self.redis_prefix).await
+    }
+}
+
+/// Runs `story` on a fresh scenario, then tears it down whatever happened: on success, the
+/// teardown's checks decide; on an error or a panic, that is reported after the teardown ran.
+pub async fn run(
+    options: Options,
+    story: impl AsyncFnOnce(&mut Scenario) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use futures::FutureExt as _;
+    let mut s = Scenario::start(options).await?;
+    let outcome = std::panic::AssertUnwindSafe(story(&mut s))
+        .catch_unwind()
+        .await;
+    let teardown = s.stop().await;
+    match outcome {
+        Err(panic) => {
+            if let Err(e) = teardown {
+                eprintln!("teardown after the panic also failed: {e:#}");
+            }
+            std::panic::resume_unwind(panic)
+        }
+        Ok(Err(e)) => {
+            if let Err(t) = teardown {
+                eprintln!("teardown after the failure also failed: {t:#}");
+            }
+            Err(e)
+        }
+        Ok(Ok(())) => teardown,
     }
 }
 

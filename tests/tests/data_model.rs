@@ -44,9 +44,9 @@ fn a_repository() -> repository::Model {
     }
 }
 
-fn a_pull_request(number: i32) -> pull_request::Model {
+fn a_pull_request(number: i64) -> pull_request::Model {
     pull_request::Model {
-        id: i64::from(number),
+        id: number,
         repository_id: 7_000_000_001,
         number,
         title: "Add the thing — with ünïcode".into(),
@@ -79,6 +79,8 @@ fn a_preview(id: i64, pull_request_id: i64, namespace: &str) -> preview::Model {
         expiry_warned_at: Some(at(80_000)),
         last_error: Some("CrashLoopBackOff: container web exited 1".into()),
         cleanup_failed: false,
+        current_attempt_id: Some(11),
+        generation: 3,
         created_at: at(5),
         updated_at: at(6),
         deleted_at: None,
@@ -281,10 +283,9 @@ async fn migrations_apply_over_existing_rows(engine: Engine) -> anyhow::Result<(
         .reset_all()
         .insert(&db)
         .await?;
-    a_pull_request(1)
-        .into_active_model()
-        .reset_all()
-        .insert(&db)
+    // Written as the older previewd did (its number column was 32 bits on PostgreSQL).
+    pull_request::Entity::insert(a_pull_request(1).into_active_model().reset_all())
+        .exec_without_returning(&db)
         .await?;
 
     // Upgrading keeps them, and the new tables work alongside.
@@ -299,6 +300,19 @@ async fn migrations_apply_over_existing_rows(engine: Engine) -> anyhow::Result<(
         .reset_all()
         .insert(&db)
         .await?;
+    // GitHub's numbers are not bounded by 32 bits; the upgraded column holds them.
+    let big = a_pull_request(5_000_000_000);
+    big.clone()
+        .into_active_model()
+        .reset_all()
+        .insert(&db)
+        .await?;
+    assert_eq!(
+        pull_request::Entity::find_by_id(5_000_000_000_i64)
+            .one(&db)
+            .await?,
+        Some(big)
+    );
 
     // Running them again (every start-up does) changes nothing.
     Migrator::up(&db, None).await?;

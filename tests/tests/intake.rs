@@ -9,7 +9,7 @@ use previewd_entity::{PreviewStatus, deploy_attempt, preview, pull_request, webh
 use previewd_tests::{
     db::Engine,
     github::NewPr,
-    scenario::{MAINTAINER, Options, REPO, Scenario},
+    scenario::{self, MAINTAINER, Options, REPO, Scenario},
     wait,
 };
 use sea_orm::{EntityTrait, PaginatorTrait};
@@ -86,200 +86,206 @@ fn pull_request_payload(number: u64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_deliveries_get_clear_answers_and_change_nothing() -> anyhow::Result<()> {
-    let s = Scenario::start(Options::new(Engine::Sqlite)).await?;
-    let body = pull_request_payload(7);
+    scenario::run(Options::new(Engine::Sqlite), async |s| {
+        let body = pull_request_payload(7);
 
-    // Forged: signed with another secret, or not signed at all → 401, nothing recorded.
-    let (status, text) = post(
-        &s,
-        "pull_request",
-        "guid-forged",
-        body.clone(),
-        Some(sign("not-the-secret", &body)),
-    )
-    .await;
-    assert_eq!(status, 401, "{text}");
-    let (status, _) = post(&s, "pull_request", "guid-unsigned", body.clone(), None).await;
-    assert_eq!(status, 401);
-    let mut tampered = body.clone();
-    let signature = sign(SECRET, &body);
-    tampered.push(b' ');
-    let (status, _) = post(
-        &s,
-        "pull_request",
-        "guid-tampered",
-        tampered,
-        Some(signature),
-    )
-    .await;
-    assert_eq!(status, 401, "a signature covers the exact bytes");
-    assert_eq!(
-        rows(&s).await?,
-        (0, 0, 0),
-        "a forged delivery has no side effect at all"
-    );
+        // Forged: signed with another secret, or not signed at all → 401, nothing recorded.
+        let (status, text) = post(
+            s,
+            "pull_request",
+            "guid-forged",
+            body.clone(),
+            Some(sign("not-the-secret", &body)),
+        )
+        .await;
+        assert_eq!(status, 401, "{text}");
+        let (status, _) = post(s, "pull_request", "guid-unsigned", body.clone(), None).await;
+        assert_eq!(status, 401);
+        let mut tampered = body.clone();
+        let signature = sign(SECRET, &body);
+        tampered.push(b' ');
+        let (status, _) = post(
+            s,
+            "pull_request",
+            "guid-tampered",
+            tampered,
+            Some(signature),
+        )
+        .await;
+        assert_eq!(status, 401, "a signature covers the exact bytes");
+        assert_eq!(
+            rows(s).await?,
+            (0, 0, 0),
+            "a forged delivery has no side effect at all"
+        );
 
-    // Malformed JSON, correctly signed → 400.
-    let junk = b"{\"action\": \"opened\", ".to_vec();
-    let (status, text) = post(
-        &s,
-        "pull_request",
-        "guid-junk",
-        junk.clone(),
-        Some(sign(SECRET, &junk)),
-    )
-    .await;
-    assert_eq!(status, 400, "{text}");
-    assert!(text.contains("malformed pull_request payload"), "{text}");
-    let wrong_shape = br#"{"action": "opened", "pull_request": 5}"#.to_vec();
-    let (status, _) = post(
-        &s,
-        "pull_request",
-        "guid-shape",
-        wrong_shape.clone(),
-        Some(sign(SECRET, &wrong_shape)),
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert_eq!(rows(&s).await?, (0, 0, 0));
+        // Malformed JSON, correctly signed → 400.
+        let junk = b"{\"action\": \"opened\", ".to_vec();
+        let (status, text) = post(
+            s,
+            "pull_request",
+            "guid-junk",
+            junk.clone(),
+            Some(sign(SECRET, &junk)),
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("malformed pull_request payload"), "{text}");
+        let wrong_shape = br#"{"action": "opened", "pull_request": 5}"#.to_vec();
+        let (status, _) = post(
+            s,
+            "pull_request",
+            "guid-shape",
+            wrong_shape.clone(),
+            Some(sign(SECRET, &wrong_shape)),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(rows(s).await?, (0, 0, 0));
 
-    // Unknown events and actions → 2xx, recorded as ignored.
-    let star = br#"{"action": "created", "starred_at": null}"#.to_vec();
-    let (status, text) = post(
-        &s,
-        "star",
-        "guid-star",
-        star.clone(),
-        Some(sign(SECRET, &star)),
-    )
-    .await;
-    assert_eq!(status, 200, "{text}");
-    assert!(text.contains("ignored"));
-    let ping = s.gh.ping().await;
-    assert_eq!(ping.status_code, Some(200));
+        // Unknown events and actions → 2xx, recorded as ignored.
+        let star = br#"{"action": "created", "starred_at": null}"#.to_vec();
+        let (status, text) = post(
+            s,
+            "star",
+            "guid-star",
+            star.clone(),
+            Some(sign(SECRET, &star)),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("ignored"));
+        let ping = s.gh.ping().await;
+        assert_eq!(ping.status_code, Some(200));
 
-    // Too big → 413 (GitHub caps payloads at 25 MB). The app answers from Content-Length alone
-    // and may close before a body is read, so the request is sent the way a careful client
-    // would: headers first, then read the answer (a client streaming 26 MB would just see the
-    // connection close mid-write).
-    assert_eq!(post_headers_only(&s, 26 * 1024 * 1024).await, 413);
-    assert_eq!(
-        rows(&s).await?,
-        (2, 0, 0),
-        "only the star and the ping are recorded"
-    );
-    s.stop().await
+        // Too big → 413 (GitHub caps payloads at 25 MB). The app answers from Content-Length alone
+        // and may close before a body is read, so the request is sent the way a careful client
+        // would: headers first, then read the answer (a client streaming 26 MB would just see the
+        // connection close mid-write).
+        assert_eq!(post_headers_only(s, 26 * 1024 * 1024).await, 413);
+        assert_eq!(
+            rows(s).await?,
+            (2, 0, 0),
+            "only the star and the ping are recorded"
+        );
+        Ok(())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_webhook_is_one_deploy() -> anyhow::Result<()> {
-    let mut s = Scenario::start(Options::new(Engine::Sqlite)).await?;
-    s.gh.put_file(
-        REPO,
-        "feature/x",
-        ".github/preview.yml",
-        "image: ghcr.io/acme/web:{sha}\n",
-    );
-    let sha = s.sha();
-    let (pr, delivery) =
-        s.gh.open_pr(
+    scenario::run(Options::new(Engine::Sqlite), async |s| {
+        s.gh.put_file(
             REPO,
-            NewPr {
-                author: MAINTAINER.into(),
-                head_ref: "feature/x".into(),
-                head_sha: sha,
-                ..NewPr::default()
-            },
-        )
-        .await;
-    assert_eq!(delivery.status_code, Some(202));
-    let again = s.gh.redeliver(delivery.id).await;
-    assert_eq!(
-        again.status_code,
-        Some(200),
-        "a known GUID is answered without new work"
-    );
-    s.wait_status(pr.number, PreviewStatus::Running).await;
-    assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
-    assert_eq!(s.gh.check_runs(REPO, &pr.head_sha).len(), 1);
-    assert_eq!(webhook_delivery::Entity::find().count(&s.db).await?, 1);
-    s.stop().await
+            "feature/x",
+            ".github/preview.yml",
+            "image: ghcr.io/acme/web:{sha}\n",
+        );
+        let sha = s.sha();
+        let (pr, delivery) =
+            s.gh.open_pr(
+                REPO,
+                NewPr {
+                    author: MAINTAINER.into(),
+                    head_ref: "feature/x".into(),
+                    head_sha: sha,
+                    ..NewPr::default()
+                },
+            )
+            .await;
+        assert_eq!(delivery.status_code, Some(202));
+        let again = s.gh.redeliver(delivery.id).await;
+        assert_eq!(
+            again.status_code,
+            Some(200),
+            "a known GUID is answered without new work"
+        );
+        s.wait_status(pr.number, PreviewStatus::Running).await;
+        assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+        assert_eq!(s.gh.check_runs(REPO, &pr.head_sha).len(), 1);
+        assert_eq!(webhook_delivery::Entity::find().count(&s.db).await?, 1);
+        Ok(())
+    })
+    .await
 }
 
 async fn fifty_pull_requests_at_once(engine: Engine) -> anyhow::Result<()> {
     let mut options = Options::new(engine);
     options.workers = 2;
-    let mut s = Scenario::start(options).await?;
-    let mut opened = Vec::new();
-    for i in 0..50 {
-        let branch = format!("feature/{i}");
-        s.gh.put_file(
-            REPO,
-            &branch,
-            ".github/preview.yml",
-            "image: ghcr.io/acme/web:{sha}\n",
-        );
-        let sha = s.sha();
-        let gh = s.gh.clone();
-        opened.push(async move {
-            gh.open_pr(
+    scenario::run(options, async |s| {
+        let mut opened = Vec::new();
+        for i in 0..50 {
+            let branch = format!("feature/{i}");
+            s.gh.put_file(
                 REPO,
-                NewPr {
-                    author: MAINTAINER.into(),
-                    head_ref: branch,
-                    head_sha: sha,
-                    ..NewPr::default()
-                },
-            )
-            .await
-        });
-    }
-    let prs = join_all(opened).await;
-    assert!(
-        prs.iter().all(|(_, d)| d.status_code == Some(202)),
-        "every webhook accepted"
-    );
+                &branch,
+                ".github/preview.yml",
+                "image: ghcr.io/acme/web:{sha}\n",
+            );
+            let sha = s.sha();
+            let gh = s.gh.clone();
+            opened.push(async move {
+                gh.open_pr(
+                    REPO,
+                    NewPr {
+                        author: MAINTAINER.into(),
+                        head_ref: branch,
+                        head_sha: sha,
+                        ..NewPr::default()
+                    },
+                )
+                .await
+            });
+        }
+        let prs = join_all(opened).await;
+        assert!(
+            prs.iter().all(|(_, d)| d.status_code == Some(202)),
+            "every webhook accepted"
+        );
 
-    let db = s.db.clone();
-    wait::until("50 running previews", Duration::from_secs(120), || {
-        let db = db.clone();
-        async move {
-            let all = preview::Entity::find().all(&db).await.ok()?;
-            (all.len() == 50 && all.iter().all(|p| p.status == PreviewStatus::Running))
-                .then_some(())
+        let db = s.db.clone();
+        wait::until("50 running previews", Duration::from_secs(120), || {
+            let db = db.clone();
+            async move {
+                let all = preview::Entity::find().all(&db).await.ok()?;
+                (all.len() == 50 && all.iter().all(|p| p.status == PreviewStatus::Running))
+                    .then_some(())
+            }
+        })
+        .await?;
+        let gh = s.gh.clone();
+        let numbers: Vec<u64> = prs.iter().map(|(pr, _)| pr.number).collect();
+        wait::until("50 sticky comments", Duration::from_secs(60), || {
+            let (gh, numbers) = (gh.clone(), numbers.clone());
+            async move {
+                numbers
+                    .iter()
+                    .all(|n| {
+                        gh.comments(REPO, *n)
+                            .iter()
+                            .any(|c| c.body.contains("Preview ready"))
+                    })
+                    .then_some(())
+            }
+        })
+        .await?;
+        for (pr, _) in &prs {
+            let ours: Vec<_> =
+                s.gh.comments(REPO, pr.number)
+                    .into_iter()
+                    .filter(|c| c.body.contains(COMMENT_MARKER))
+                    .collect();
+            assert_eq!(ours.len(), 1, "one comment on #{}", pr.number);
+            let runs = s.gh.check_runs(REPO, &pr.head_sha);
+            assert_eq!(runs.len(), 1, "one check run on #{}", pr.number);
+            assert_eq!(runs[0].conclusion.as_deref(), Some("success"));
         }
+        assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 50);
+        assert_eq!(s.gh.deployments(REPO).len(), 50);
+        Ok(())
     })
-    .await?;
-    let gh = s.gh.clone();
-    let numbers: Vec<u64> = prs.iter().map(|(pr, _)| pr.number).collect();
-    wait::until("50 sticky comments", Duration::from_secs(60), || {
-        let (gh, numbers) = (gh.clone(), numbers.clone());
-        async move {
-            numbers
-                .iter()
-                .all(|n| {
-                    gh.comments(REPO, *n)
-                        .iter()
-                        .any(|c| c.body.contains("Preview ready"))
-                })
-                .then_some(())
-        }
-    })
-    .await?;
-    for (pr, _) in &prs {
-        let ours: Vec<_> =
-            s.gh.comments(REPO, pr.number)
-                .into_iter()
-                .filter(|c| c.body.contains(COMMENT_MARKER))
-                .collect();
-        assert_eq!(ours.len(), 1, "one comment on #{}", pr.number);
-        let runs = s.gh.check_runs(REPO, &pr.head_sha);
-        assert_eq!(runs.len(), 1, "one check run on #{}", pr.number);
-        assert_eq!(runs[0].conclusion.as_deref(), Some("success"));
-    }
-    assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 50);
-    assert_eq!(s.gh.deployments(REPO).len(), 50);
-    s.stop().await
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,39 +305,41 @@ async fn redis_down_means_503_and_a_redelivery_recovers() -> anyhow::Result<()> 
     options
         .settings
         .push(format!("--redis-url={}", redis.url()));
-    let mut s = Scenario::start(options).await?;
-    s.gh.put_file(
-        REPO,
-        "feature/r",
-        ".github/preview.yml",
-        "image: ghcr.io/acme/web:{sha}\n",
-    );
-
-    redis.kill();
-    let sha = s.sha();
-    let (pr, delivery) =
-        s.gh.open_pr(
+    scenario::run(options, async |s| {
+        s.gh.put_file(
             REPO,
-            NewPr {
-                author: MAINTAINER.into(),
-                head_ref: "feature/r".into(),
-                head_sha: sha,
-                ..NewPr::default()
-            },
-        )
-        .await;
-    assert_eq!(
-        delivery.status_code,
-        Some(503),
-        "GitHub sees a failed delivery"
-    );
-    let (_, pull_requests, attempts) = rows(&s).await?;
-    assert_eq!((pull_requests, attempts), (0, 0), "nothing half-written");
+            "feature/r",
+            ".github/preview.yml",
+            "image: ghcr.io/acme/web:{sha}\n",
+        );
 
-    redis.restart().await?;
-    let again = s.gh.redeliver(delivery.id).await;
-    assert_eq!(again.status_code, Some(202), "the redelivery is processed");
-    s.wait_status(pr.number, PreviewStatus::Running).await;
-    assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
-    s.stop().await
+        redis.kill();
+        let sha = s.sha();
+        let (pr, delivery) =
+            s.gh.open_pr(
+                REPO,
+                NewPr {
+                    author: MAINTAINER.into(),
+                    head_ref: "feature/r".into(),
+                    head_sha: sha,
+                    ..NewPr::default()
+                },
+            )
+            .await;
+        assert_eq!(
+            delivery.status_code,
+            Some(503),
+            "GitHub sees a failed delivery"
+        );
+        let (_, pull_requests, attempts) = rows(s).await?;
+        assert_eq!((pull_requests, attempts), (0, 0), "nothing half-written");
+
+        redis.restart().await?;
+        let again = s.gh.redeliver(delivery.id).await;
+        assert_eq!(again.status_code, Some(202), "the redelivery is processed");
+        s.wait_status(pr.number, PreviewStatus::Running).await;
+        assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+        Ok(())
+    })
+    .await
 }

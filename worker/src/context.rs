@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use previewd::{cluster::Cluster, config::WorkerConfig, github::GitHub, reporter::Reporter};
+use previewd::{
+    cluster::Cluster, config::WorkerConfig, github::GitHub, jobs::Queues, reporter::Reporter,
+};
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 use url::Url;
@@ -24,9 +26,19 @@ pub struct JobContext {
     pub http: reqwest::Client,
     /// First pause between tries of an attempt; doubles each time.
     pub retry_backoff: Duration,
+    /// For jobs that start other jobs (the periodic rounds), inside their transactions.
+    pub queues: Queues,
+    /// This install's id: labels everything previewd creates in the cluster.
+    pub install_id: String,
 }
 
 impl JobContext {
+    /// How long a job waits for a preview's lock: the longest another job may hold it (a deploy
+    /// try or a whole cleanup), plus a little.
+    pub fn lock_wait(&self) -> Duration {
+        self.config.deploy_timeout.max(self.config.cleanup_timeout) + Duration::from_secs(5)
+    }
+
     /// The HTTPS clone URL of `repo` (credentials come separately, from a Secret).
     pub fn clone_url(&self, repo: &str) -> String {
         format!("{}/{repo}.git", self.git_web.as_str().trim_end_matches('/'))

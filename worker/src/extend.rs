@@ -1,4 +1,4 @@
-//! The extend job (the Extend button): push a preview's expiry back by the install's TTL, for
+//! The extend job (the Extend button): pushes a preview's expiry back by the install's TTL, for
 //! people with write permission.
 
 use std::sync::Arc;
@@ -7,49 +7,47 @@ use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use previewd::{
     jobs::ExtendJob,
-    previews::{records, report::CommentState},
+    previews::{lifecycle, records, report::CommentState},
 };
 use previewd_entity::PreviewStatus;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
 
-use crate::{context::JobContext, permission::writer_or_explain};
+use crate::{context::JobContext, permission::writer_or_refuse};
 
-/// The apalis handler of the extend queue.
+/// The apalis handler of the extend queue. Never an error: apalis would re-schedule it on its
+/// own; a failure is logged and the button can be pressed again.
 pub async fn extend_job(job: ExtendJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
     let ctx: Arc<JobContext> = (*ctx).clone();
-    let Some((preview, _, repository)) = records::preview_context(&ctx.db, job.preview_id).await?
-    else {
+    if let Err(e) = extend(&ctx, &job).await {
+        tracing::warn!(preview = job.preview_id, error = %e, "could not extend the preview");
+    }
+    Ok(())
+}
+
+async fn extend(ctx: &JobContext, job: &ExtendJob) -> Result<(), BoxDynError> {
+    let Some(actx) = records::last_attempt_context(&ctx.db, job.preview_id).await? else {
         return Ok(());
     };
     if !matches!(
-        preview.status,
+        actx.preview.status,
         PreviewStatus::Running | PreviewStatus::Failed
     ) {
         return Ok(());
     }
-    if !writer_or_explain(
-        &ctx,
-        &repository,
-        Some(job.check_run_id),
-        &job.requested_by,
-        "extend",
-    )
-    .await?
-    {
+    if !writer_or_refuse(ctx, &actx, &job.requested_by, "extend").await? {
         return Ok(());
     }
-    let from = preview.expires_at.unwrap_or_else(Utc::now).max(Utc::now());
+    let from = actx
+        .preview
+        .expires_at
+        .unwrap_or_else(Utc::now)
+        .max(Utc::now());
     let until = from
         + chrono::Duration::from_std(ctx.config.ttl).unwrap_or_else(|_| chrono::Duration::days(3));
-    let mut row = preview.clone().into_active_model();
-    row.expires_at = Set(Some(until));
-    row.expiry_warned_at = Set(None);
-    let preview = row.update(&ctx.db).await?;
+    let Some(preview) = lifecycle::extend(&ctx.db, job.preview_id, until).await? else {
+        return Ok(());
+    };
     tracing::info!(preview = preview.id, by = %job.requested_by, until = %until, "preview extended");
-    if let (Some(actx), Some(url)) = (
-        records::last_attempt_context(&ctx.db, preview.id).await?,
-        preview.url.clone(),
-    ) {
+    if let Some(url) = preview.url.clone() {
         let state = CommentState::Extended {
             url,
             by: job.requested_by.clone(),

@@ -35,6 +35,62 @@ use url::Url;
 
 use crate::context::JobContext;
 
+/// This install's id, shared by every process through the database (made by the first).
+async fn install_id(db: &sea_orm::DatabaseConnection) -> anyhow::Result<String> {
+    Ok(
+        previewd::previews::records::install_setting(db, "install_id", || {
+            uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+        })
+        .await?,
+    )
+}
+
+/// The pause before restarting a queue worker that stopped for the `restarts`-th time: 50 ms,
+/// doubling, at most a second.
+fn restart_pause(restarts: usize) -> Duration {
+    let doublings = u32::try_from(restarts.min(5)).unwrap_or(5);
+    (Duration::from_millis(50) * 2u32.pow(doublings)).min(Duration::from_secs(1))
+}
+
+/// A worker restarted under its name right after a crash finds its previous self still
+/// registered in Redis (apalis-redis refuses a name seen within the heartbeat); waits until that
+/// registration is old enough for apalis to hand the dead process's jobs back to this one
+/// (bounded by a few heartbeats).
+async fn wait_out_previous_self(
+    redis: &redis::aio::ConnectionManager,
+    prefix: &str,
+    queue: Queue,
+    name: &str,
+) {
+    let config = queue.redis_config(prefix);
+    let worker = format!("{name}-{}", queue.name());
+    let deadline = tokio::time::Instant::now() + previewd::jobs::HEARTBEAT_INTERVAL * 3;
+    loop {
+        let mut conn = redis.clone();
+        let last_seen: Result<Option<f64>, _> = redis::cmd("ZSCORE")
+            .arg(config.workers_set())
+            .arg(&worker)
+            .query_async(&mut conn)
+            .await;
+        let Ok(Some(last_seen)) = last_seen else {
+            return;
+        };
+        let now = chrono::Utc::now().timestamp() as f64;
+        let age = Duration::from_secs_f64((now - last_seen).max(0.0));
+        if age > previewd::jobs::HEARTBEAT_INTERVAL + Duration::from_secs(1)
+            || tokio::time::Instant::now() >= deadline
+        {
+            return;
+        }
+        tracing::info!(worker = %worker, "waiting for the previous process of this name to lapse");
+        tokio::time::sleep(
+            (previewd::jobs::HEARTBEAT_INTERVAL + Duration::from_secs(1)).saturating_sub(age)
+                + Duration::from_millis(100),
+        )
+        .await;
+    }
+}
+
 /// How long in-flight jobs may take to finish once shutdown is asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -74,8 +130,9 @@ impl Worker {
         })
     }
 
-    fn context(&self) -> Arc<JobContext> {
-        Arc::new(JobContext {
+    async fn context(&self) -> anyhow::Result<Arc<JobContext>> {
+        let install_id = install_id(&self.stores.db).await?;
+        Ok(Arc::new(JobContext {
             db: self.stores.db.clone(),
             redis: self.stores.redis.clone(),
             prefix: self.stores.redis_prefix.clone(),
@@ -93,7 +150,12 @@ impl Worker {
                 .build()
                 .unwrap_or_default(),
             retry_backoff: self.retry_backoff,
-        })
+            queues: previewd::jobs::Queues::new(
+                self.stores.redis.clone(),
+                &self.stores.redis_prefix,
+            ),
+            install_id,
+        }))
     }
 
     /// Runs every job queue until `shutdown` resolves.
@@ -101,14 +163,19 @@ impl Worker {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let ctx = self.context();
+        let ctx = self.context().await?;
         let prefix = self.stores.redis_prefix.clone();
         let name = self.config.name.clone();
         let concurrency = self.config.concurrency;
-        // A backstop: the deploy job bounds each try itself.
-        let deploy_limit =
-            self.config.deploy_timeout * deploy::MAX_TRIES + Duration::from_secs(120);
-        let cleanup_limit = self.config.cleanup_timeout + Duration::from_secs(60);
+        // Backstops: the jobs bound themselves (each deploy try: the lock wait, the deploy
+        // timeout, a backoff; a cleanup: the lock wait and the cleanup timeout).
+        let deploy_limit = (ctx.lock_wait() + self.config.deploy_timeout + self.retry_backoff * 4)
+            * deploy::MAX_TRIES
+            + Duration::from_secs(60);
+        let cleanup_limit = ctx.lock_wait() + self.config.cleanup_timeout + Duration::from_secs(60);
+        for queue in Queue::ALL {
+            wait_out_previous_self(&self.stores.redis, &prefix, queue, &name).await;
+        }
 
         let deploy_storage = RedisStorage::<DeployJob>::new(self.stores.redis.clone())
             .with_config(Queue::Deploy.redis_config(&prefix));
@@ -123,7 +190,11 @@ impl Worker {
             // A queue worker that stopped on a backend error (Redis restarted, its registration
             // lost) is started again: a worker process must not go on without one of its queues.
             .should_restart(|worker, error| {
-                tracing::error!(worker = %worker.name(), %error, "queue worker stopped; restarting it");
+                // The restart is immediate; a short pause first keeps a failure that repeats
+                // (Redis away) from spinning. It blocks this runtime thread only that long.
+                let pause = restart_pause(worker.restarts());
+                tracing::error!(worker = %worker.name(), %error, pause_ms = pause.as_millis() as u64, "queue worker stopped; restarting it");
+                std::thread::sleep(pause);
                 true
             })
             .register({
@@ -169,17 +240,18 @@ impl Worker {
                         .build(extend::extend_job)
                 }
             });
-        periodic::spawn(
-            ctx.clone(),
-            previewd::jobs::Queues::new(self.stores.redis.clone(), &prefix),
-        );
+        let rounds = periodic::spawn(ctx.clone(), ctx.queues.clone());
         tracing::info!(worker = %self.config.name, concurrency, "worker running");
-        monitor
+        let monitor = monitor
             .run_with_signal(async move {
                 shutdown.await;
                 Ok(())
             })
-            .await?;
+            .await;
+        for round in rounds {
+            round.abort();
+        }
+        monitor?;
         tracing::info!(worker = %self.config.name, "worker stopped");
         Ok(())
     }

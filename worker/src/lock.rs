@@ -16,6 +16,19 @@ pub const LEASE: Duration = Duration::from_secs(10);
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// Whether some job holds the lock of `preview_id` now.
+pub async fn is_held(
+    redis: &ConnectionManager,
+    prefix: &str,
+    preview_id: i64,
+) -> Result<bool, redis::RedisError> {
+    let mut conn = redis.clone();
+    redis::cmd("EXISTS")
+        .arg(format!("{prefix}:lock:preview:{preview_id}"))
+        .query_async(&mut conn)
+        .await
+}
+
 /// A held lock; released on [`PreviewLock::release`] or when dropped (by lease expiry).
 pub struct PreviewLock {
     redis: ConnectionManager,

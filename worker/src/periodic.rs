@@ -1,37 +1,60 @@
 //! Healing what webhooks missed (DESIGN.md §5, "Missed deliveries").
 //!
-//! Two periodic tasks run in every worker process; a Redis lock per period makes one worker of
+//! Three periodic tasks run in every worker process; a Redis lock per period makes one worker of
 //! the install do each round:
 //!
 //! - the **reconciler** (`RECONCILE_INTERVAL`) compares every installation's open pull requests
-//!   with the database: an open pull request without a deploy of its head gets one, a preview
-//!   whose pull request is no longer open is cleaned up, and a namespace labelled as previewd's
-//!   with no live preview is deleted once older than `ORPHAN_GRACE`;
+//!   with the database and replays what the webhooks missed — opened, pushed, reopened, ready
+//!   for review, closed — as the same events through the same decisions as the intake
+//!   (`intake::decide`): it never has rules of its own, so a preview someone destroyed stays
+//!   destroyed. It then heals the work itself: a queued attempt whose job Redis lost is enqueued
+//!   again, a running attempt whose job died without an outcome is closed and reported, a
+//!   removal whose cleanup stopped is retried. Last, this install's namespaces: those of no live
+//!   preview (or of a finished build) are deleted once older than `ORPHAN_GRACE`, those of a
+//!   renamed repository relabelled. One repository's error is logged and the round goes on;
+//! - **expiry** (`EXPIRY_INTERVAL`) warns of, then removes, previews idle past their TTL;
 //! - the **redelivery sweeper** (`REDELIVERY_INTERVAL`) reads the App's delivery log and asks
 //!   GitHub to redeliver each failed delivery whose GUID never succeeded, once.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use chrono::Utc;
 use previewd::{
-    github::RepoName,
-    jobs::{CleanupJob, DeployJob, Queues},
-    previews::records,
+    cluster::{PreviewMeta, label_value},
+    github::{
+        RepoName,
+        webhook::{Event, PullRequest, PullRequestAction, Repo},
+    },
+    jobs::{CleanupJob, DeployJob, JobState, Queues},
+    previews::{
+        intake::{self, Origin},
+        lifecycle::{self, Removal},
+        records,
+        report::{Failure, FailureKind},
+    },
 };
 use previewd_entity::{
-    PreviewStatus, PullRequestState, installation, preview, pull_request, repository,
+    AttemptStatus, PreviewStatus, PullRequestState, preview, pull_request, repository,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::context::JobContext;
+use crate::{context::JobContext, lock};
 
-/// Starts the periodic tasks the configuration enables; they end with the process.
-pub fn spawn(ctx: Arc<JobContext>, queues: Queues) {
+/// Starts the periodic tasks the configuration enables; the caller aborts them at shutdown (a
+/// round cut short rolls back its transaction, and the next round does it again).
+pub fn spawn(ctx: Arc<JobContext>, queues: Queues) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     if let Some(every) = ctx.config.reconcile_interval {
         let (ctx, queues) = (ctx.clone(), queues.clone());
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             run_every(&ctx, "reconcile", every, || async {
                 match reconcile(&ctx, &queues).await {
+                    Ok(summary) if summary == Summary::default() => {
+                        tracing::debug!("reconciled; nothing to heal")
+                    }
                     Ok(summary) => tracing::info!(%summary, "reconciled"),
                     Err(e) => {
                         tracing::warn!(error = %e, "reconcile round failed; the next one retries")
@@ -39,21 +62,21 @@ pub fn spawn(ctx: Arc<JobContext>, queues: Queues) {
                 }
             })
             .await;
-        });
+        }));
     }
     if let Some(every) = ctx.config.expiry_interval {
         let (ctx, queues) = (ctx.clone(), queues.clone());
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             run_every(&ctx, "expiry", every, || async {
                 if let Err(e) = expire(&ctx, &queues).await {
                     tracing::warn!(error = %e, "expiry round failed; the next one retries");
                 }
             })
             .await;
-        });
+        }));
     }
     if let Some(every) = ctx.config.redelivery_interval {
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             run_every(&ctx, "redelivery", every, || async {
                 match redeliver_failed(&ctx).await {
                     Ok(0) => {}
@@ -64,8 +87,9 @@ pub fn spawn(ctx: Arc<JobContext>, queues: Queues) {
                 }
             })
             .await;
-        });
+        }));
     }
+    tasks
 }
 
 /// Runs `round` every `every`, in one worker of the install at a time.
@@ -98,9 +122,46 @@ where
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// One reconcile round; returns a summary for the log.
-pub async fn reconcile(ctx: &JobContext, queues: &Queues) -> Result<String, Error> {
-    let (mut deployed, mut cleaned, mut orphans) = (0, 0, 0);
+/// What one reconcile round did, for the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Missed events replayed (opened, pushed, reopened, closed, ready for review).
+    pub replayed: usize,
+    /// Deploy jobs enqueued again (lost from Redis) and attempts abandoned by a dead job.
+    pub requeued: usize,
+    pub abandoned: usize,
+    /// Cleanups enqueued again for removals that stopped.
+    pub removals_retried: usize,
+    /// Namespaces of this install with no live preview (or build), deleted.
+    pub orphans: usize,
+    /// Namespaces relabelled after a repository rename.
+    pub relabelled: usize,
+    /// Repositories whose round failed (reported in the log; the round went on).
+    pub failed_repositories: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} missed events replayed, {} deploys re-enqueued, {} abandoned attempts closed, \
+             {} removals retried, {} orphan namespaces deleted, {} namespaces relabelled, \
+             {} repositories failed",
+            self.replayed,
+            self.requeued,
+            self.abandoned,
+            self.removals_retried,
+            self.orphans,
+            self.relabelled,
+            self.failed_repositories
+        )
+    }
+}
+
+/// One reconcile round: GitHub's view replayed as the events previewd missed, then the jobs
+/// and namespaces healed.
+pub async fn reconcile(ctx: &JobContext, queues: &Queues) -> Result<Summary, Error> {
+    let mut summary = Summary::default();
     // GitHub is the authority on installations and their repositories: learn any the webhooks
     // did not tell (an `installation` delivery lost, or previewd installed before this database).
     for (id, account, kind, suspended) in ctx.github.installations().await? {
@@ -108,135 +169,310 @@ pub async fn reconcile(ctx: &JobContext, queues: &Queues) -> Result<String, Erro
             continue;
         }
         records::upsert_installation(&ctx.db, id, &account, &kind).await?;
-        for repo in ctx.github.installation_repositories(id).await? {
-            records::upsert_repository(&ctx.db, id, &repo).await?;
-        }
-    }
-    let installations = installation::Entity::find()
-        .filter(installation::Column::DeletedAt.is_null())
-        .filter(installation::Column::SuspendedAt.is_null())
-        .all(&ctx.db)
-        .await?;
-    for inst in installations {
-        let repos = repository::Entity::find()
-            .filter(repository::Column::InstallationId.eq(inst.id))
-            .filter(repository::Column::RemovedAt.is_null())
-            .all(&ctx.db)
-            .await?;
-        for repo in repos {
-            let Some(name) = RepoName::parse(&repo.full_name) else {
-                continue;
-            };
-            let open = ctx
-                .github
-                .open_pull_requests(inst.id, &name, repo.id)
-                .await?;
-            let open_numbers: HashSet<u64> = open.iter().map(|p| p.number).collect();
-            for pr in open.iter().filter(|p| !p.draft) {
-                if let Some(job) = heal_open(ctx, &repo, &name, pr).await? {
-                    queues.deploy(job).await?;
-                    deployed += 1;
+        match ctx.github.installation_repositories(id).await {
+            Ok(repos) => {
+                for repo in repos {
+                    records::upsert_repository(&ctx.db, id, &repo).await?;
                 }
             }
-            // Previews of pull requests GitHub no longer lists as open.
-            let known_open = pull_request::Entity::find()
-                .filter(pull_request::Column::RepositoryId.eq(repo.id))
-                .filter(pull_request::Column::State.eq(PullRequestState::Open))
-                .all(&ctx.db)
-                .await?;
-            for pr in known_open {
-                if open_numbers.contains(&u64::try_from(pr.number).unwrap_or_default()) {
-                    continue;
-                }
-                pull_request::Entity::update_many()
-                    .col_expr(
-                        pull_request::Column::State,
-                        sea_orm::sea_query::Expr::value(PullRequestState::Closed),
-                    )
-                    .filter(pull_request::Column::Id.eq(pr.id))
-                    .exec(&ctx.db)
-                    .await?;
-                if let Some(p) = records::preview_of(&ctx.db, pr.id).await?
-                    && !matches!(p.status, PreviewStatus::Deleted | PreviewStatus::Deleting)
-                {
-                    let p =
-                        records::set_preview_status(&ctx.db, p, PreviewStatus::Deleting).await?;
-                    queues
-                        .cleanup(CleanupJob {
-                            preview_id: p.id,
-                            reason: "the pull request is closed".into(),
-                            requested_by: None,
-                        })
-                        .await?;
-                    cleaned += 1;
+            Err(e) => {
+                tracing::warn!(installation = id, error = %e, "could not list the installation's repositories; the round goes on");
+            }
+        }
+    }
+    for inst in records::active_installations(&ctx.db).await? {
+        for repo in records::active_repositories_of(&ctx.db, inst.id).await? {
+            match reconcile_repository(ctx, queues, &repo).await {
+                Ok(replayed) => summary.replayed += replayed,
+                Err(e) => {
+                    summary.failed_repositories += 1;
+                    tracing::warn!(repo = %repo.full_name, error = %e, "reconciling the repository failed; the round goes on");
                 }
             }
         }
     }
-    // Namespaces that are ours but belong to no live preview.
-    let live: HashSet<String> = preview::Entity::find()
-        .filter(preview::Column::Status.ne(PreviewStatus::Deleted))
-        .all(&ctx.db)
-        .await?
-        .into_iter()
-        .map(|p| p.namespace)
-        .collect();
-    let grace = chrono::Duration::from_std(ctx.config.orphan_grace).unwrap_or_default();
-    for (namespace, created) in ctx.cluster.managed_namespaces().await? {
-        let old_enough = created.is_none_or(|c| Utc::now() - c >= grace);
-        if !live.contains(&namespace) && old_enough {
-            tracing::warn!(%namespace, "namespace labelled as previewd's has no live preview; deleting it");
-            ctx.cluster.delete_namespace(&namespace).await?;
-            orphans += 1;
-        }
-    }
-    Ok(format!(
-        "{deployed} deploys enqueued, {cleaned} cleanups enqueued, {orphans} orphan namespaces deleted"
-    ))
+    heal_jobs(ctx, queues, &mut summary).await?;
+    sweep_namespaces(ctx, &mut summary).await?;
+    Ok(summary)
 }
 
-/// Brings one open pull request's rows up to date; a deploy job when its head has none.
-async fn heal_open(
+/// Compares one repository's open pull requests on GitHub with what previewd knows, and replays
+/// what it missed through the same decisions as the webhook intake. Returns how many events.
+async fn reconcile_repository(
     ctx: &JobContext,
+    queues: &Queues,
     repo: &repository::Model,
-    name: &RepoName,
-    pr: &previewd::github::webhook::PullRequest,
-) -> Result<Option<DeployJob>, Error> {
-    let row = records::upsert_pull_request(&ctx.db, repo.id, pr, PullRequestState::Open).await?;
-    let existing = records::preview_of(&ctx.db, row.id).await?;
-    let revived = existing
-        .as_ref()
-        .is_some_and(|p| p.status == PreviewStatus::Deleted);
-    let preview = records::ensure_preview(&ctx.db, &row, name.as_str()).await?;
-    if !revived && records::has_attempt(&ctx.db, preview.id, &row.head_sha).await? {
-        return Ok(None);
+) -> Result<usize, Error> {
+    let Some(name) = RepoName::parse(&repo.full_name) else {
+        return Ok(0);
+    };
+    let event_repo = Repo {
+        id: repo.id,
+        name: name.clone(),
+        default_branch: repo.default_branch.clone(),
+        private: repo.private,
+    };
+    // GitHub's list is a snapshot: a delivery processed after it was taken is newer than what it
+    // shows, and must not be "corrected" back (a close replayed for a pull request just opened,
+    // a push replayed back to the commit before). Rows changed since are left to the next round.
+    let snapshot_at = Utc::now() - SNAPSHOT_SKEW;
+    let open = ctx
+        .github
+        .open_pull_requests(repo.installation_id, &name, repo.id)
+        .await?;
+    let changed_since = |row: &pull_request::Model| row.updated_at >= snapshot_at;
+    let mut missed: Vec<(PullRequestAction, PullRequest)> = Vec::new();
+    for pr in &open {
+        let known = records::find_pull_request(&ctx.db, repo.id, pr.number).await?;
+        if known.as_ref().is_some_and(changed_since) {
+            continue;
+        }
+        let preview = match &known {
+            Some(row) => records::preview_of(&ctx.db, row.id).await?,
+            None => None,
+        };
+        if let Some(action) = missed_action(known.as_ref(), preview.as_ref(), pr) {
+            missed.push((action, pr.clone()));
+        }
     }
-    let attempt = records::new_attempt(&ctx.db, preview.id, &row.head_sha, "reconcile").await?;
-    tracing::info!(repo = %name, pr = pr.number, "open pull request without a deploy of its head; deploying");
-    Ok(Some(DeployJob {
-        attempt_id: attempt.id,
-        approved_by: None,
-        requested_by: None,
-    }))
+    let open_numbers: HashSet<u64> = open.iter().map(|p| p.number).collect();
+    for row in records::open_pull_requests_of(&ctx.db, repo.id).await? {
+        let number = u64::try_from(row.number).unwrap_or_default();
+        if !open_numbers.contains(&number) && !changed_since(&row) {
+            missed.push((PullRequestAction::Closed, pull_request_of(&row)));
+        }
+    }
+    let replayed = missed.len();
+    for (action, pr) in missed {
+        tracing::info!(repo = %name, pr = pr.number, ?action, "replaying a missed pull request event");
+        let event = Event::PullRequest {
+            action,
+            installation: repo.installation_id,
+            repo: event_repo.clone(),
+            pr,
+            sender: RECONCILER.to_owned(),
+            label: None,
+        };
+        lifecycle::in_transaction(&ctx.db, queues, async |txn| {
+            let decision = intake::decide(txn, &event, Origin::Reconciler).await?;
+            Ok(((), decision.work))
+        })
+        .await?;
+    }
+    Ok(replayed)
+}
+
+/// How much earlier than the request GitHub's list may reflect (clocks, GitHub's own lag).
+const SNAPSHOT_SKEW: chrono::Duration = chrono::Duration::seconds(2);
+
+/// Who the reconciler's replayed events are from.
+const RECONCILER: &str = "previewd-reconciler";
+
+/// The event previewd missed for open pull request `pr`, given what it knows of it.
+fn missed_action(
+    known: Option<&pull_request::Model>,
+    preview: Option<&preview::Model>,
+    pr: &PullRequest,
+) -> Option<PullRequestAction> {
+    let Some(row) = known else {
+        return (!pr.draft).then_some(PullRequestAction::Opened);
+    };
+    if row.state != PullRequestState::Open {
+        return Some(PullRequestAction::Reopened);
+    }
+    if row.head_sha != pr.head_sha {
+        return Some(PullRequestAction::Synchronize);
+    }
+    if row.draft && !pr.draft {
+        return Some(PullRequestAction::ReadyForReview);
+    }
+    if preview.is_none() && !pr.draft {
+        return Some(PullRequestAction::Opened);
+    }
+    None
+}
+
+/// A pull request as previewd last saw it, in the shape events carry.
+fn pull_request_of(row: &pull_request::Model) -> PullRequest {
+    PullRequest {
+        number: u64::try_from(row.number).unwrap_or_default(),
+        title: row.title.clone(),
+        author: row.author_login.clone(),
+        head_ref: row.head_ref.clone(),
+        head_sha: row.head_sha.clone(),
+        base_ref: row.base_ref.clone(),
+        from_fork: row.from_fork,
+        draft: row.draft,
+        merged: false,
+        labels: row
+            .labels
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str().map(str::to_owned))
+            .collect(),
+    }
+}
+
+/// Attempts younger than this are left to their jobs.
+const SETTLE: chrono::Duration = chrono::Duration::seconds(10);
+
+/// Heals work that Redis lost or the queue gave up on: queued attempts with no job behind them
+/// are enqueued again; running attempts whose job died without an outcome (killed by the
+/// queue's time-out) are closed and reported; removals whose cleanup stopped are retried.
+async fn heal_jobs(ctx: &JobContext, queues: &Queues, summary: &mut Summary) -> Result<(), Error> {
+    let now = Utc::now();
+    for attempt in records::attempts_in(&ctx.db, &lifecycle::UNFINISHED).await? {
+        if now - attempt.created_at < SETTLE {
+            continue;
+        }
+        let Some(preview) = records::preview_by_id(&ctx.db, attempt.preview_id).await? else {
+            continue;
+        };
+        let state = queues.deploy_job_state(attempt.id).await?;
+        let busy = lock::is_held(&ctx.redis, &ctx.prefix, preview.id).await?;
+        let current = preview.current_attempt_id == Some(attempt.id);
+        match (attempt.status, state) {
+            (_, JobState::Live) => {}
+            (AttemptStatus::Queued, _) if !current => {
+                // A request never confirmed (its job carried who asked): dropped quietly.
+                lifecycle::stop(
+                    &ctx.db,
+                    attempt.id,
+                    AttemptStatus::Cancelled,
+                    "lost",
+                    "its job was lost before it started",
+                )
+                .await?;
+            }
+            (AttemptStatus::Queued, _) | (AttemptStatus::Running, JobState::Lost) if !busy => {
+                tracing::warn!(
+                    attempt = attempt.id,
+                    preview = preview.id,
+                    ?state,
+                    "attempt without a job; enqueueing it again"
+                );
+                queues
+                    .requeue_deploy(DeployJob {
+                        attempt_id: attempt.id,
+                        approved_by: None,
+                        requested_by: None,
+                    })
+                    .await?;
+                summary.requeued += 1;
+            }
+            (AttemptStatus::Running, JobState::Dead | JobState::Done) if !busy => {
+                let reason = format!(
+                    "The deploy job stopped without an outcome (the queue's time-out, or its worker was lost); \
+                     the deploy timeout is {} s (DEPLOY_TIMEOUT). Push, or press Re-run, to try again.",
+                    ctx.config.deploy_timeout.as_secs()
+                );
+                if lifecycle::abandon(&ctx.db, &attempt, &reason).await? {
+                    summary.abandoned += 1;
+                    tracing::error!(
+                        attempt = attempt.id,
+                        preview = preview.id,
+                        "deploy job died without an outcome; attempt closed as timed out"
+                    );
+                    if let Some(actx) = records::attempt_context(&ctx.db, attempt.id).await? {
+                        let failure = Failure::new(FailureKind::DeployTimeout, &reason);
+                        crate::deploy::report_abandoned(ctx, &actx, &failure, current).await;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let stale_before = now
+        - chrono::Duration::from_std(ctx.lock_wait() + ctx.config.cleanup_timeout)
+            .unwrap_or_default()
+        - SETTLE;
+    for preview in records::previews_in(&ctx.db, &[PreviewStatus::Deleting]).await? {
+        if preview.cleanup_failed
+            || preview.updated_at > stale_before
+            || lock::is_held(&ctx.redis, &ctx.prefix, preview.id).await?
+        {
+            continue;
+        }
+        tracing::warn!(preview = preview.id, namespace = %preview.namespace, "removal stopped before it finished; enqueueing its cleanup again");
+        queues
+            .requeue_cleanup(CleanupJob {
+                preview_id: preview.id,
+                generation: Some(preview.generation),
+                reason: "its removal was interrupted".into(),
+                requested_by: None,
+            })
+            .await?;
+        lifecycle::removal_retried(&ctx.db, preview.id).await?;
+        summary.removals_retried += 1;
+    }
+    Ok(())
+}
+
+/// Namespaces of this install: those of no live preview (or of a finished build) are deleted
+/// once older than `ORPHAN_GRACE`; those of a renamed repository get its new name.
+async fn sweep_namespaces(ctx: &JobContext, summary: &mut Summary) -> Result<(), Error> {
+    let live: HashMap<String, preview::Model> = records::undeleted_previews(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|p| (p.namespace.clone(), p))
+        .collect();
+    let grace = chrono::Duration::from_std(ctx.config.orphan_grace).unwrap_or_default();
+    for owned in ctx.cluster.owned_namespaces(&ctx.install_id).await? {
+        let old_enough = owned.created.is_none_or(|c| Utc::now() - c >= grace);
+        let orphan = match owned.build_attempt {
+            Some(attempt) => records::attempt_by_id(&ctx.db, attempt)
+                .await?
+                .is_none_or(|a| !lifecycle::UNFINISHED.contains(&a.status)),
+            None => !live.contains_key(&owned.name),
+        };
+        if orphan {
+            if old_enough {
+                tracing::warn!(namespace = %owned.name, "namespace of this install has no live preview or build; deleting it");
+                ctx.cluster.delete_namespace(&owned.name).await?;
+                summary.orphans += 1;
+            }
+            continue;
+        }
+        let Some(preview) = live.get(&owned.name) else {
+            continue;
+        };
+        if preview.status == PreviewStatus::Deleting {
+            continue;
+        }
+        let Some((_, pr, repository)) = records::preview_context(&ctx.db, preview.id).await? else {
+            continue;
+        };
+        if owned.repo_label.as_deref() != Some(&label_value(&repository.full_name)) {
+            let meta = PreviewMeta {
+                namespace: preview.namespace.clone(),
+                repo_full_name: repository.full_name.clone(),
+                pr_number: u64::try_from(pr.number).unwrap_or_default(),
+                preview_id: preview.id,
+                sha: preview.head_sha.clone(),
+                install_id: ctx.install_id.clone(),
+                attempt_id: preview.current_attempt_id.unwrap_or_default(),
+            };
+            ctx.cluster.relabel_namespace(&meta).await?;
+            summary.relabelled += 1;
+        }
+    }
+    Ok(())
 }
 
 /// One expiry round: previews idle past their TTL are warned once (in the sticky comment), then
 /// removed; the `preview:keep` label holds a preview, a push renews it.
 pub async fn expire(ctx: &JobContext, queues: &Queues) -> Result<(), Error> {
     let now = Utc::now();
-    let candidates = preview::Entity::find()
-        .filter(preview::Column::Status.is_in([PreviewStatus::Running, PreviewStatus::Failed]))
-        .filter(preview::Column::ExpiresAt.lte(now + chrono::Duration::hours(1)))
-        .all(&ctx.db)
-        .await?;
-    for p in candidates {
+    for p in records::previews_expiring_by(&ctx.db, now + chrono::Duration::hours(1)).await? {
         let Some(expires) = p.expires_at else {
             continue;
         };
-        let Some((_, pr, _)) = records::preview_context(&ctx.db, p.id).await? else {
+        let Some(actx) = records::last_attempt_context(&ctx.db, p.id).await? else {
             continue;
         };
-        let kept = pr
+        let kept = actx
+            .pull_request
             .labels
             .as_array()
             .into_iter()
@@ -247,40 +483,25 @@ pub async fn expire(ctx: &JobContext, queues: &Queues) -> Result<(), Error> {
         }
         if now >= expires {
             tracing::info!(preview = p.id, namespace = %p.namespace, "preview idle past its TTL; removing it");
-            let p = records::set_preview_status(&ctx.db, p, PreviewStatus::Deleting).await?;
-            let reason = format!(
-                "it was idle until {} (its TTL)",
-                expires.format("%Y-%m-%d %H:%M UTC")
-            );
-            queues
-                .cleanup(CleanupJob {
-                    preview_id: p.id,
-                    reason,
-                    requested_by: None,
-                })
-                .await?;
+            lifecycle::in_transaction(&ctx.db, queues, async |txn| {
+                let outcome =
+                    lifecycle::request_removal(txn, &p, &Removal::Expired(expires)).await?;
+                Ok(((), outcome.work))
+            })
+            .await?;
             continue;
         }
         // Warn when a quarter of the idle time (at most an hour) is left.
         let window = ((expires - p.updated_at) / 4).min(chrono::Duration::hours(1));
         if p.expiry_warned_at.is_none() && expires - now <= window {
-            if let Some(actx) = records::last_attempt_context(&ctx.db, p.id).await? {
-                let state = previewd::previews::report::CommentState::ExpiresSoon {
-                    url: p.url.clone().unwrap_or_default(),
-                    at: expires,
-                };
-                if let Err(e) = ctx.reporter.comment(&actx, &state).await {
-                    tracing::warn!(error = %e, "could not warn of the expiry");
-                }
+            let state = previewd::previews::report::CommentState::ExpiresSoon {
+                url: p.url.clone().unwrap_or_default(),
+                at: expires,
+            };
+            if let Err(e) = ctx.reporter.comment(&actx, &state).await {
+                tracing::warn!(error = %e, "could not warn of the expiry");
             }
-            preview::Entity::update_many()
-                .col_expr(
-                    preview::Column::ExpiryWarnedAt,
-                    sea_orm::sea_query::Expr::value(now),
-                )
-                .filter(preview::Column::Id.eq(p.id))
-                .exec(&ctx.db)
-                .await?;
+            lifecycle::expiry_warned(&ctx.db, p.id).await?;
         }
     }
     Ok(())

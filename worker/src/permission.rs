@@ -1,52 +1,71 @@
-//! Buttons and comment commands act only for people with write permission on the repository;
-//! everyone else gets a short explanation on the check run they pressed, and nothing happens.
+//! Buttons and comment commands act only for people with write permission on the repository
+//! (a custom repository role counts when GitHub reports it as `write` or more). Everyone else
+//! is answered once per person, request and commit — one reply on the pull request — and
+//! nothing happens: no new check run, no retitled check run, nothing superseded or removed. On
+//! a public repository anyone can comment; a refusal must not become a way to spam or deface
+//! the pull request.
 
-use previewd::github::{GitHubError, RepoName};
-use previewd_entity::repository;
+use previewd::{
+    github::{GitHubError, RepoName},
+    previews::records::AttemptContext,
+};
 
 use crate::context::JobContext;
 
-/// True when `who` may `what` ("redeploy", "destroy", "extend") previews of `repository`;
-/// otherwise explains on check run `explain_on` (when given) and returns false.
-pub async fn writer_or_explain(
+/// How long a refusal is remembered (per person, request and commit).
+const REFUSAL_MEMORY_SECONDS: u64 = 30 * 86_400;
+
+/// True when `who` may `what` ("redeploy", "destroy", "extend", "approve") the preview of
+/// `actx`; otherwise answers them once and returns false.
+pub async fn writer_or_refuse(
     ctx: &JobContext,
-    repository: &repository::Model,
-    explain_on: Option<i64>,
+    actx: &AttemptContext,
     who: &str,
     what: &str,
 ) -> Result<bool, GitHubError> {
-    let Some(repo) = RepoName::parse(&repository.full_name) else {
+    let Some(repo) = RepoName::parse(&actx.repository.full_name) else {
         return Ok(false);
     };
+    let installation = actx.repository.installation_id;
     if ctx
         .github
-        .permission(repository.installation_id, &repo, who)
+        .permission(installation, &repo, who)
         .await?
         .can_write()
     {
         return Ok(true);
     }
-    tracing::info!(who, what, repo = %repository.full_name, "refused: no write permission");
-    if let Some(check_run) = explain_on.filter(|id| *id > 0) {
-        let title = format!("{} not allowed", capitalized(what));
-        let summary = format!(
-            "@{who} asked to {what} this preview, but only people with write permission on the repository can."
-        );
-        if let Err(e) = ctx
-            .reporter
-            .explain(repository, check_run, &title, &summary)
-            .await
-        {
-            tracing::warn!(error = %e, "could not explain the refusal on the check run");
-        }
+    tracing::info!(who, what, repo = %actx.repository.full_name, "refused: no write permission");
+    let key = format!(
+        "{}:refused:{}:{}:{}:{}",
+        ctx.prefix,
+        actx.preview.id,
+        actx.preview.head_sha,
+        what,
+        who.to_ascii_lowercase()
+    );
+    let mut conn = ctx.redis.clone();
+    let first: Result<Option<String>, _> = redis::cmd("SET")
+        .arg(&key)
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(REFUSAL_MEMORY_SECONDS)
+        .query_async(&mut conn)
+        .await;
+    if !matches!(first, Ok(Some(_))) {
+        return Ok(false); // answered before (or Redis is down: better silent than repeated)
+    }
+    let number = u64::try_from(actx.pull_request.number).unwrap_or_default();
+    let body = format!(
+        "@{who}: only people with write permission on this repository can {what} its previews."
+    );
+    if let Err(e) = ctx
+        .github
+        .create_comment(installation, &repo, number, &body)
+        .await
+    {
+        tracing::warn!(error = %e, "could not answer the refused request");
     }
     Ok(false)
-}
-
-fn capitalized(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }

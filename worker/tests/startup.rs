@@ -69,7 +69,7 @@ fn start_together(database_url: &str, kubeconfig: &std::path::Path, apps: usize,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_and_worker_started_together_on_sqlite_both_come_up() -> anyhow::Result<()> {
     let kube = KubeSim::start(KubeSimOptions::default()).await?;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let db = TestDatabase::create(Engine::Sqlite).await?;
         let (url, kubeconfig) = (db.url.clone(), kube.kubeconfig_path());
         tokio::task::spawn_blocking(move || start_together(&url, &kubeconfig, 1, 1)).await?;

@@ -76,6 +76,14 @@ pub enum ClusterError {
     /// The API server's answer did not decode.
     #[error("unexpected answer from the Kubernetes API: {0}")]
     Decode(String),
+    /// A namespace previewd would use exists and was not created by this install for this
+    /// preview: previewd never adopts it.
+    #[error(
+        "the namespace {namespace} already exists and was not created by this previewd for this \
+         preview; previewd does not take over namespaces it did not create (ask a cluster \
+         operator to remove or rename it)"
+    )]
+    NotOurs { namespace: String },
 }
 
 impl ClusterError {
@@ -98,7 +106,10 @@ impl ClusterError {
                 let message = redact(&status.message);
                 let reason = status.reason.clone();
                 let code = status.code;
-                if code == 408 || code == 429 || code >= 500 {
+                // A namespace still terminating refuses new objects (403 "is being terminated")
+                // until it is gone: waiting helps.
+                let terminating = code == 403 && message.contains("being terminated");
+                if code == 408 || code == 429 || code >= 500 || terminating {
                     Self::Unavailable {
                         message: format!("{code} {reason}: {message}"),
                     }
@@ -249,6 +260,61 @@ impl Cluster {
         }
     }
 
+    /// Deletes one object of an allowed kind (see `kinds.rs`) in `namespace`; a missing one is
+    /// fine. Dependents are removed in the background.
+    pub async fn delete_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ClusterError> {
+        let api = self.dynamic_api(api_version, kind, namespace)?;
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(ClusterError::from_kube(e)),
+        }
+    }
+
+    /// Objects of an allowed kind in `namespace` matching `selector`: (name, object).
+    pub async fn list_objects(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<DynamicObject>, ClusterError> {
+        let api = self.dynamic_api(api_version, kind, namespace)?;
+        api.list(&kube::api::ListParams::default().labels(selector))
+            .await
+            .map(|list| list.items)
+            .map_err(ClusterError::from_kube)
+    }
+
+    fn dynamic_api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<Api<DynamicObject>, ClusterError> {
+        let Some(allowed) = allowed_kind(api_version, kind) else {
+            return Err(ClusterError::Invalid(format!(
+                "{api_version} {kind} is not a kind previewd applies"
+            )));
+        };
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, kind),
+            allowed.plural,
+        );
+        Ok(Api::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &resource,
+        ))
+    }
+
     /// Whether namespace `name` exists (a terminating namespace still does).
     pub async fn namespace_exists(&self, name: &str) -> Result<bool, ClusterError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
@@ -327,15 +393,22 @@ mod tests {
             (409, "Conflict"),
             (422, "Invalid"),
         ] {
-            let e = api_error(code, reason, "namespace is being terminated");
+            let e = api_error(code, reason, "the object is not allowed");
             assert!(!e.is_retryable(), "{code}");
             assert_eq!(e.status_code(), Some(code));
             let text = e.to_string();
             assert!(
-                text.contains(reason) && text.contains("namespace is being terminated"),
+                text.contains(reason) && text.contains("the object is not allowed"),
                 "{text}"
             );
         }
+        // A namespace still terminating refuses objects until it is gone: worth waiting for.
+        let e = api_error(
+            403,
+            "Forbidden",
+            "unable to create new content in namespace p because it is being terminated",
+        );
+        assert!(e.is_retryable(), "{e}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::Command;
 
 use super::kinds::{ALLOWED_KINDS, allowed_kind};
-use super::objects::{PREVIEWD_PREFIX, PreviewMeta};
+use super::objects::{ATTEMPT_LABEL, PART_LABEL, PART_WORKLOAD, PREVIEWD_PREFIX, PreviewMeta};
 
 /// Longest a `helm template` may run.
 pub const HELM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -70,6 +70,15 @@ pub enum HelmError {
         kind: String,
         name: String,
         label: String,
+    },
+    #[error(
+        "the chart's Ingress {name:?} {problem}; a preview's Ingresses may only serve its own \
+         host {host}"
+    )]
+    ForeignHost {
+        name: String,
+        problem: String,
+        host: String,
     },
 }
 
@@ -219,34 +228,123 @@ pub fn parse_rendered(yaml: &str, namespace: &str) -> Result<Vec<Value>, HelmErr
     Ok(objects)
 }
 
-/// Adds the preview's labels to every object (overriding any of the same keys), so the objects
-/// of a preview can be selected for pruning.
-pub fn label_objects(objects: &mut [Value], meta: &PreviewMeta) {
+/// Refuses Ingresses that would serve anything but the preview's own `host` (every rule names
+/// it; TLS is for it alone; no default backend, which would catch every host of the ingress
+/// class). A chart is the repository's code: without this it could claim another preview's
+/// host, or any host under the preview domain.
+pub fn vet_ingresses(objects: &[Value], host: &str) -> Result<(), HelmError> {
     for object in objects {
-        let Some(object) = object.as_object_mut() else {
+        if object.get("kind").and_then(Value::as_str) != Some("Ingress") {
             continue;
-        };
-        let metadata = object
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !metadata.is_object() {
-            *metadata = Value::Object(Map::new());
         }
-        let Some(metadata) = metadata.as_object_mut() else {
-            continue;
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let refuse = |problem: String| HelmError::ForeignHost {
+            name: name.clone(),
+            problem,
+            host: host.to_owned(),
         };
-        let labels = metadata
-            .entry("labels")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !labels.is_object() {
-            *labels = Value::Object(Map::new());
+        if object.pointer("/spec/defaultBackend").is_some() {
+            return Err(refuse(
+                "has a default backend (it would serve every host)".into(),
+            ));
         }
-        if let Some(labels) = labels.as_object_mut() {
-            for (key, value) in meta.labels() {
-                labels.insert(key, value.into());
+        let rules = object
+            .pointer("/spec/rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if rules.is_empty() {
+            return Err(refuse("has no rules".into()));
+        }
+        for rule in &rules {
+            match rule.get("host").and_then(Value::as_str) {
+                Some(h) if h.eq_ignore_ascii_case(host) => {}
+                Some(h) => return Err(refuse(format!("serves the host {h:?}"))),
+                None => {
+                    return Err(refuse(
+                        "has a rule without a host (it would serve every host)".into(),
+                    ));
+                }
+            }
+        }
+        for tls in object
+            .pointer("/spec/tls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for h in tls
+                .get("hosts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let h = h.as_str().unwrap_or_default();
+                if !h.eq_ignore_ascii_case(host) {
+                    return Err(refuse(format!("asks for a certificate for {h:?}")));
+                }
             }
         }
     }
+    Ok(())
+}
+
+/// Adds the preview's labels and the workload mark ([`PART_LABEL`]) to every object
+/// (overriding any of the same keys), so the objects of a preview can be selected for pruning,
+/// and labels the pod templates with the attempt, so every deploy rolls the pods and failures
+/// are read from this attempt's pods only. A Job's template is left alone: it cannot change
+/// once created.
+pub fn label_objects(objects: &mut [Value], meta: &PreviewMeta) {
+    let mut labels = meta.labels();
+    labels.insert(PART_LABEL.to_owned(), PART_WORKLOAD.to_owned());
+    for object in objects {
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let Some(map) = object.as_object_mut() else {
+            continue;
+        };
+        let target = labels_at(map, &["metadata", "labels"]);
+        for (key, value) in &labels {
+            target.insert(key.clone(), value.clone().into());
+        }
+        let template = allowed_kind(&api_version, &kind).and_then(|k| k.pod_labels);
+        if let Some(pointer) = template.filter(|_| kind != "Job") {
+            let path: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+            let target = labels_at(map, &path);
+            target.insert(ATTEMPT_LABEL.to_owned(), meta.attempt_id.to_string().into());
+        }
+    }
+}
+
+/// The mapping at `path` under `map`, created (and replacing whatever is not a mapping) on the
+/// way.
+fn labels_at<'a>(map: &'a mut Map<String, Value>, path: &[&str]) -> &'a mut Map<String, Value> {
+    let mut current = map;
+    for key in path {
+        let entry = current
+            .entry((*key).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        current = match entry {
+            Value::Object(next) => next,
+            _ => unreachable!("replaced by a mapping just above"),
+        };
+    }
+    current
 }
 
 /// The first symbolic link under `dir` (relative to it), if any. helm follows links, so a
@@ -453,6 +551,66 @@ spec:
         }
         assert_eq!(objects[1]["metadata"]["labels"]["app"], "demo");
         assert_eq!(objects[0]["metadata"]["labels"][PREVIEW_ID_LABEL], "7");
+        assert_eq!(objects[0]["metadata"]["labels"][PART_LABEL], PART_WORKLOAD);
+        assert_eq!(
+            objects[1]["spec"]["template"]["metadata"]["labels"][ATTEMPT_LABEL],
+            "41"
+        );
+    }
+
+    #[test]
+    fn ingresses_serve_only_the_preview_host() {
+        let host = "acme-web-pr-12.preview.example.com";
+        let ingress = |spec: Value| {
+            vec![serde_json::json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": "web"}, "spec": spec
+            })]
+        };
+        let rule = |h: &str| serde_json::json!({"host": h, "http": {"paths": []}});
+        assert!(
+            vet_ingresses(
+                &ingress(serde_json::json!({"rules": [rule(host)], "tls": [{"hosts": [host]}]})),
+                host
+            )
+            .is_ok()
+        );
+        assert!(
+            vet_ingresses(
+                &ingress(
+                    serde_json::json!({"rules": [rule("ACME-web-pr-12.preview.example.com")]})
+                ),
+                host
+            )
+            .is_ok()
+        );
+        for (spec, expected) in [
+            (
+                serde_json::json!({"rules": [rule("other-pr-1.preview.example.com")]}),
+                "other-pr-1",
+            ),
+            (
+                serde_json::json!({"rules": [rule("evil.example.org")]}),
+                "evil.example.org",
+            ),
+            (
+                serde_json::json!({"rules": [{"http": {"paths": []}}]}),
+                "without a host",
+            ),
+            (
+                serde_json::json!({"defaultBackend": {"service": {"name": "x"}}}),
+                "default backend",
+            ),
+            (
+                serde_json::json!({"rules": [rule(host)], "tls": [{"hosts": ["*.preview.example.com"]}]}),
+                "certificate",
+            ),
+            (serde_json::json!({}), "no rules"),
+        ] {
+            let err = vet_ingresses(&ingress(spec), host).unwrap_err();
+            assert!(err.to_string().contains(expected), "{err}");
+            assert!(err.to_string().contains(host), "{err}");
+        }
     }
 
     #[test]

@@ -1,20 +1,25 @@
 //! Everything previewd sends to Kubernetes, and the sending.
 //!
-//! A preview is one namespace ([`naming::namespace_name`]) holding, in the order the deploy job
-//! applies them: the namespace itself with Pod Security labels, the guard rails (ResourceQuota,
-//! LimitRange, NetworkPolicies), then either an image build (Secret + BuildKit Job) or nothing,
-//! then the workload — the repository's Helm chart ([`helm::render_chart`]) or the built-in web
-//! service (Deployment, Service, Ingress). Cleaning up is deleting the namespace.
+//! A preview is one namespace ([`naming::namespace_name`]) holding the guard rails
+//! (ResourceQuota, LimitRange, NetworkPolicies) and the workload — the repository's Helm chart
+//! ([`helm::render_chart`]) or the built-in web service (Deployment, Service, Ingress). An image
+//! build runs beside it, in a short-lived namespace of its own per attempt. Cleaning up is
+//! deleting the namespaces. The jobs speak to this module in intents (`preview.rs`); the
+//! order of objects, ownership checks, labels and pruning are decided here.
 //!
 //! - `naming.rs` — namespace names and label values from arbitrary repository names.
 //! - `objects/` — pure, typed builders of every object (k8s-openapi types, no I/O).
 //! - `kinds.rs` — the kinds a chart may contain, with their REST plurals.
 //! - `helm.rs` — `helm template`, then vetting and labelling the rendered objects.
-//! - `apply.rs` — [`Cluster`]: server-side apply, namespace deletion, [`ClusterError`] sorting
-//!   retryable trouble from rejections.
-//! - `quantity.rs` — the little resource-quantity arithmetic the builders need.
+//! - `preview.rs` — the intents: prepare the namespace, run the build, apply the workload,
+//!   remove a preview, list what this install owns.
+//! - `observe.rs` — waiting for the build and the workload, and classifying failures from the
+//!   current attempt's objects.
+//! - `apply.rs` — [`Cluster`]: server-side apply, deletes, [`ClusterError`] sorting retryable
+//!   trouble from rejections.
 //!
-//! Only `apply.rs` does I/O against the cluster and only `helm.rs` runs a program; the rest is
+//! Only `apply.rs`, `observe.rs` and `preview.rs` do I/O against the cluster and only `helm.rs`
+//! runs a program; the rest is
 //! data in, objects out, checked by unit tests and against the Kubernetes schemas
 //! (`app/tests/k8s_schemas.rs`).
 
@@ -24,13 +29,16 @@ pub mod kinds;
 pub mod naming;
 pub mod objects;
 pub mod observe;
-mod quantity;
+mod preview;
 
 pub use apply::{Cluster, ClusterError, DeleteOutcome};
-pub use helm::{HelmError, label_objects, parse_rendered, render_chart};
-pub use naming::{is_dns1123_label, is_label_value, label_value, namespace_name};
-pub use objects::{
-    BuildSpec, GuardRails, PreviewMeta, WebService, build_job, build_secret, deployment, ingress,
-    limit_range, namespace, namespace_for_build, network_policies, resource_quota, service,
-    to_apply_json,
+pub use helm::{HelmError, label_objects, parse_rendered, render_chart, vet_ingresses};
+pub use naming::{
+    build_namespace_name, is_dns1123_label, is_label_value, label_value, namespace_name,
 };
+pub use objects::{
+    BuildBudget, BuildSpec, EgressTarget, GuardRails, PreviewMeta, WebService, build_job,
+    build_namespace, build_network_policies, build_quota, build_secret, deployment, ingress,
+    limit_range, namespace, network_policies, resource_quota, service, to_apply_json,
+};
+pub use preview::{BuildRequest, OwnedNamespace};

@@ -49,6 +49,23 @@ pub fn namespace_name(repo_full_name: &str, pr_number: u64) -> String {
     format!("{head}-{hash}")
 }
 
+/// The namespace of attempt `attempt_id`'s image build for the preview in `preview_namespace`:
+/// `<preview namespace>--b<attempt>`, the preview part shortened to fit 63 characters. Preview
+/// namespaces never contain `--` (see [`namespace_name`]), so a build namespace can never be a
+/// preview's, and each attempt's build gets a fresh one.
+pub fn build_namespace_name(preview_namespace: &str, attempt_id: i64) -> String {
+    let suffix = format!("--b{attempt_id}");
+    let keep = preview_namespace
+        .len()
+        .min(MAX_LABEL_LEN.saturating_sub(suffix.len()));
+    // Preview namespaces are ASCII, so byte slicing is character slicing.
+    let head = preview_namespace
+        .get(..keep)
+        .unwrap_or(preview_namespace)
+        .trim_end_matches('-');
+    format!("{head}{suffix}")
+}
+
 /// Whether `s` is a DNS-1123 label as previewd makes them: 1–63 characters of `[a-z0-9-]`,
 /// starting with a letter (stricter than RFC 1123, which allows a leading digit) and ending with
 /// a letter or digit.

@@ -6,6 +6,11 @@
 //! problem that can only get worse by waiting: an image that cannot be pulled, a container in a
 //! crash loop or killed for memory, pods refused by the quota, pods the scheduler cannot place.
 //! A readiness probe that never passes is only known at the deadline.
+//!
+//! Only the **current attempt's** objects count ([`Scope`]): its pods and ReplicaSets (their
+//! templates carry the attempt's label), and events about them — or, for other objects, events
+//! seen since the attempt started. An earlier attempt's crash or quota refusal never fails a
+//! later one.
 
 use std::time::Duration;
 
@@ -20,7 +25,19 @@ use kube::{
 };
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError, objects::ROLE_BUILD};
+use super::{
+    Cluster, ClusterError,
+    objects::{ATTEMPT_LABEL, ROLE_BUILD},
+};
+
+/// Which objects of a namespace belong to the attempt being watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// Pods and ReplicaSets labelled with this attempt are its own.
+    pub attempt_id: i64,
+    /// Events about other objects count when seen at or after this time.
+    pub since: chrono::DateTime<chrono::Utc>,
+}
 
 /// Why a workload is not coming up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +107,22 @@ impl Cluster {
                     events,
                 }));
             }
+            // No pod because the build namespace's quota refuses it: waiting will not help.
+            let active = status.and_then(|s| s.active).unwrap_or(0);
+            if active == 0 {
+                let events = self.events(namespace).await?;
+                if let Some(quota) = events
+                    .iter()
+                    .find(|e| e.starts_with("FailedCreate") && e.contains("exceeded quota"))
+                {
+                    return Ok(Outcome::Failed(Diagnosis {
+                        problem: Problem::QuotaExceeded,
+                        message: format!("the build job {name} gets no pod: {quota}"),
+                        logs: None,
+                        events,
+                    }));
+                }
+            }
             if Instant::now() >= deadline {
                 let events = self.events(namespace).await.unwrap_or_default();
                 return Ok(Outcome::TimedOut(Diagnosis {
@@ -104,10 +137,12 @@ impl Cluster {
         }
     }
 
-    /// Waits until every Deployment in `namespace` is Available with all replicas ready.
+    /// Waits until every Deployment in `namespace` is Available with all replicas ready,
+    /// judging failures by the objects of `scope`.
     pub async fn wait_workloads(
         &self,
         namespace: &str,
+        scope: &Scope,
         deadline: Instant,
     ) -> Result<Outcome, ClusterError> {
         let deployments: Api<Deployment> = Api::namespaced(self.client().clone(), namespace);
@@ -126,11 +161,11 @@ impl Cluster {
             if waiting.is_empty() && !list.items.is_empty() {
                 return Ok(Outcome::Ready);
             }
-            if let Some(diagnosis) = self.diagnose(namespace).await? {
+            if let Some(diagnosis) = self.diagnose(namespace, scope).await? {
                 return Ok(Outcome::Failed(diagnosis));
             }
             if Instant::now() >= deadline {
-                let logs = self.workload_logs(namespace).await;
+                let logs = self.workload_logs(namespace, scope).await;
                 return Ok(Outcome::TimedOut(Diagnosis {
                     problem: Problem::NotReady,
                     message: if list.items.is_empty() {
@@ -139,7 +174,10 @@ impl Cluster {
                         format!("not ready: {}", waiting.join(", "))
                     },
                     logs,
-                    events: self.events(namespace).await.unwrap_or_default(),
+                    events: self
+                        .scoped_events(namespace, scope)
+                        .await
+                        .unwrap_or_default(),
                 }));
             }
             tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
@@ -166,42 +204,14 @@ impl Cluster {
         }
     }
 
-    /// Namespaces labelled as previewd's, with when they were created.
-    pub async fn managed_namespaces(
+    /// The first problem of `scope`'s objects that waiting will not fix, if any.
+    async fn diagnose(
         &self,
-    ) -> Result<Vec<(String, Option<chrono::DateTime<chrono::Utc>>)>, ClusterError> {
-        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client().clone());
-        let selector = format!(
-            "{}={}",
-            super::objects::MANAGED_BY_LABEL,
-            super::objects::MANAGED_BY
-        );
-        let list = api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(ClusterError::from_kube)?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|n| {
-                let created = n
-                    .metadata
-                    .creation_timestamp
-                    .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0));
-                Some((n.metadata.name?, created))
-            })
-            .collect())
-    }
-
-    /// The first problem that waiting will not fix, if any.
-    async fn diagnose(&self, namespace: &str) -> Result<Option<Diagnosis>, ClusterError> {
-        let pods: Api<Pod> = Api::namespaced(self.client().clone(), namespace);
-        let selector = format!("{}!={ROLE_BUILD}", super::objects::ROLE_LABEL);
-        let list = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(ClusterError::from_kube)?;
-        for pod in &list.items {
+        namespace: &str,
+        scope: &Scope,
+    ) -> Result<Option<Diagnosis>, ClusterError> {
+        let pods = self.attempt_pods(namespace, scope).await?;
+        for pod in &pods {
             if let Some((problem, message, container)) = classify_pod(pod) {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let logs = match (problem, container) {
@@ -214,11 +224,14 @@ impl Cluster {
                     problem,
                     message,
                     logs,
-                    events: self.events(namespace).await.unwrap_or_default(),
+                    events: self
+                        .scoped_events(namespace, scope)
+                        .await
+                        .unwrap_or_default(),
                 }));
             }
         }
-        let events = self.events(namespace).await?;
+        let events = self.scoped_events(namespace, scope).await?;
         if let Some(quota) = events.iter().find(|e| e.contains("exceeded quota")) {
             return Ok(Some(Diagnosis {
                 problem: Problem::QuotaExceeded,
@@ -230,20 +243,75 @@ impl Cluster {
         Ok(None)
     }
 
-    /// Recent events of the namespace as `Reason: message` lines, newest last (at most 10).
+    /// The workload pods of `scope`'s attempt (build pods excluded).
+    async fn attempt_pods(&self, namespace: &str, scope: &Scope) -> Result<Vec<Pod>, ClusterError> {
+        let pods: Api<Pod> = Api::namespaced(self.client().clone(), namespace);
+        let selector = format!(
+            "{}!={ROLE_BUILD},{ATTEMPT_LABEL}={}",
+            super::objects::ROLE_LABEL,
+            scope.attempt_id
+        );
+        Ok(pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(ClusterError::from_kube)?
+            .items)
+    }
+
+    /// Events of the namespace that concern `scope`'s attempt: about its pods and ReplicaSets,
+    /// or about anything else when seen since the attempt started. Lines as [`Self::events`].
+    async fn scoped_events(
+        &self,
+        namespace: &str,
+        scope: &Scope,
+    ) -> Result<Vec<String>, ClusterError> {
+        let mut own: std::collections::HashSet<String> = self
+            .attempt_pods(namespace, scope)
+            .await?
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        let sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+            Api::namespaced(self.client().clone(), namespace);
+        let selector = format!("{ATTEMPT_LABEL}={}", scope.attempt_id);
+        own.extend(
+            sets.list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(ClusterError::from_kube)?
+                .items
+                .into_iter()
+                .filter_map(|r| r.metadata.name),
+        );
+        let since = jiff_seconds(scope.since);
+        self.event_lines(namespace, |e| {
+            let kind = e.involved_object.kind.as_deref().unwrap_or_default();
+            let name = e.involved_object.name.as_deref().unwrap_or_default();
+            match kind {
+                "Pod" | "ReplicaSet" => own.contains(name),
+                _ => event_seconds(e).is_some_and(|at| at >= since),
+            }
+        })
+        .await
+    }
+
+    /// Recent events of the namespace as `Reason object: message` lines, newest last (at most
+    /// 10).
     pub async fn events(&self, namespace: &str) -> Result<Vec<String>, ClusterError> {
+        self.event_lines(namespace, |_| true).await
+    }
+
+    async fn event_lines(
+        &self,
+        namespace: &str,
+        keep: impl Fn(&Event) -> bool,
+    ) -> Result<Vec<String>, ClusterError> {
         let api: Api<Event> = Api::namespaced(self.client().clone(), namespace);
         let list = api
             .list(&ListParams::default())
             .await
             .map_err(ClusterError::from_kube)?;
-        let mut events: Vec<&Event> = list.items.iter().collect();
-        events.sort_by_key(|e| {
-            e.last_timestamp
-                .as_ref()
-                .map(|t| t.0)
-                .or(e.event_time.as_ref().map(|t| t.0))
-        });
+        let mut events: Vec<&Event> = list.items.iter().filter(|e| keep(e)).collect();
+        events.sort_by_key(|e| event_seconds(e));
         let lines: Vec<String> = events
             .iter()
             .map(|e| {
@@ -286,15 +354,10 @@ impl Cluster {
         self.pod_logs(namespace, &name, &container).await
     }
 
-    /// Logs of the first workload pod that has any.
-    async fn workload_logs(&self, namespace: &str) -> Option<String> {
-        let pods: Api<Pod> = Api::namespaced(self.client().clone(), namespace);
-        let selector = format!("{}!={ROLE_BUILD}", super::objects::ROLE_LABEL);
-        let list = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .ok()?;
-        for pod in &list.items {
+    /// Logs of the first of the attempt's workload pods that has any.
+    async fn workload_logs(&self, namespace: &str, scope: &Scope) -> Option<String> {
+        let pods = self.attempt_pods(namespace, scope).await.ok()?;
+        for pod in &pods {
             let name = pod.metadata.name.clone()?;
             let container = pod.spec.as_ref()?.containers.first()?.name.clone();
             if let Some(logs) = self.pod_logs(namespace, &name, &container).await {
@@ -303,6 +366,20 @@ impl Cluster {
         }
         None
     }
+}
+
+/// When an event was last seen, in seconds since the epoch.
+fn event_seconds(e: &Event) -> Option<i64> {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .or(e.event_time.as_ref().map(|t| t.0.as_second()))
+        .or(e.first_timestamp.as_ref().map(|t| t.0.as_second()))
+}
+
+/// `at` in seconds since the epoch, a second early (event times have second resolution).
+fn jiff_seconds(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp() - 1
 }
 
 /// Available, with every desired replica updated and ready.

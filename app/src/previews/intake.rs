@@ -1,20 +1,25 @@
 //! What a webhook event means for the previews: the app's side of the lifecycle.
 //!
 //! [`decide`] runs inside the delivery's database transaction. It brings the rows up to date
-//! with the event and returns the jobs to enqueue and the attempts whose check run should show
-//! "queued"; it never calls GitHub or Kubernetes, so a delivery is answered in milliseconds.
-//! Anything that needs GitHub (permission checks, reading `.github/preview.yml`) happens in
-//! the worker.
+//! with the event and asks [`lifecycle`] for the transition the event stands for, returning the
+//! jobs to enqueue; it never calls GitHub or Kubernetes, so a delivery is answered in
+//! milliseconds. Anything that needs GitHub (permission checks, reading `.github/preview.yml`)
+//! happens in the worker. The reconciler speaks to the previews through the same function: it
+//! turns what it finds on GitHub into the events it missed ([`Origin::Reconciler`]).
 
-use previewd_entity::{PreviewStatus, PullRequestState};
+use previewd_entity::PullRequestState;
 use sea_orm::{ConnectionTrait, DbErr};
 
-use super::{APPROVE_LABEL, COMMAND_PREFIX, records};
+use super::{
+    APPROVE_LABEL, COMMAND_PREFIX,
+    lifecycle::{self, Ask, Asker, Outcome, Removal, Work},
+    records,
+};
 use crate::{
     github::webhook::{
         CheckRunAction, Event, InstallationAction, PullRequest, PullRequestAction, Repo,
     },
-    jobs::{CleanupJob, DeployJob, ExtendJob},
+    jobs::ExtendJob,
 };
 
 /// The outcome of an event.
@@ -24,9 +29,8 @@ pub struct Decision {
     pub acted: bool,
     /// One line for the delivery record and logs.
     pub detail: String,
-    pub deploys: Vec<DeployJob>,
-    pub cleanups: Vec<CleanupJob>,
-    pub extends: Vec<ExtendJob>,
+    /// The jobs to enqueue before the transaction commits.
+    pub work: Work,
 }
 
 impl Decision {
@@ -45,6 +49,23 @@ impl Decision {
             ..Self::default()
         }
     }
+}
+
+impl From<Outcome> for Decision {
+    fn from(o: Outcome) -> Self {
+        Self {
+            acted: o.acted,
+            detail: o.detail,
+            work: o.work,
+        }
+    }
+}
+
+/// Where an event comes from: a delivery, or the reconciler reporting one it found missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Webhook,
+    Reconciler,
 }
 
 /// A comment command.
@@ -71,7 +92,11 @@ pub fn parse_command(body: &str) -> Option<Command> {
 }
 
 /// Applies `event` to the database and says what to do next.
-pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision, DbErr> {
+pub async fn decide(
+    db: &impl ConnectionTrait,
+    event: &Event,
+    origin: Origin,
+) -> Result<Decision, DbErr> {
     match event {
         Event::Ping => Ok(Decision::ignored("ping")),
         Event::Ignored { reason } => Ok(Decision::ignored(reason.clone())),
@@ -91,6 +116,7 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
                 pr,
                 sender,
                 label.as_deref(),
+                origin,
             )
             .await
         }
@@ -115,6 +141,7 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
         } => match action {
             InstallationAction::Created | InstallationAction::Unsuspend => {
                 records::upsert_installation(db, *installation, account, account_type).await?;
+                records::mark_installation(db, *installation, Some(false), false).await?;
                 for (id, name) in repos {
                     let repo = Repo {
                         id: *id,
@@ -137,15 +164,14 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
             InstallationAction::Deleted => {
                 records::mark_installation(db, *installation, None, true).await?;
                 let repos = records::repository_ids_of(db, *installation).await?;
-                let cleanups = cleanups_for(db, &repos, "the GitHub App was uninstalled").await?;
+                let work = remove_all(db, &repos, &Removal::Uninstalled).await?;
                 Ok(Decision {
                     acted: true,
                     detail: format!(
                         "installation {installation} deleted; {} previews to remove",
-                        cleanups.len()
+                        work.cleanups.len()
                     ),
-                    cleanups,
-                    ..Decision::default()
+                    work,
                 })
             }
         },
@@ -166,37 +192,32 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
             }
             let removed_ids: Vec<i64> = removed.iter().map(|(id, _)| *id).collect();
             records::mark_repositories_removed(db, &removed_ids).await?;
-            let cleanups = cleanups_for(
-                db,
-                &removed_ids,
-                "the repository was removed from the GitHub App",
-            )
-            .await?;
+            let work = remove_all(db, &removed_ids, &Removal::RepositoryRemoved).await?;
             Ok(Decision {
                 acted: true,
                 detail: format!(
                     "{} repositories added, {} removed, {} previews to remove",
                     added.len(),
                     removed.len(),
-                    cleanups.len()
+                    work.cleanups.len()
                 ),
-                cleanups,
-                ..Decision::default()
+                work,
             })
         }
         Event::CheckRun {
             action,
-            installation,
             repo,
             head_sha,
             external_id,
             pull_requests,
             sender,
             check_run_id,
+            ..
         } => {
             let preview = match external_id.as_deref().and_then(|id| id.parse::<i64>().ok()) {
                 Some(attempt_id) => records::attempt_context(db, attempt_id)
                     .await?
+                    .filter(|c| c.repository.id == repo.id)
                     .map(|c| c.preview),
                 None => None,
             };
@@ -209,24 +230,39 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
                     "check run of a preview previewd does not know",
                 ));
             };
-            let _ = installation;
             match action {
-                CheckRunAction::Rerequested => rerun(db, preview, head_sha, "rerun", None).await,
+                CheckRunAction::Rerequested => {
+                    Ok(
+                        lifecycle::request_rerun(db, &preview, head_sha, "rerun", Asker::Trusted)
+                            .await?
+                            .into(),
+                    )
+                }
                 CheckRunAction::RequestedAction(id) if id == ACTION_REDEPLOY => {
-                    rerun(db, preview, head_sha, "redeploy", Some(sender)).await
+                    Ok(lifecycle::request_rerun(
+                        db,
+                        &preview,
+                        head_sha,
+                        "redeploy",
+                        Asker::Unverified(sender),
+                    )
+                    .await?
+                    .into())
                 }
                 CheckRunAction::RequestedAction(id) if id == ACTION_DESTROY => {
-                    destroy(preview, sender)
+                    Ok(lifecycle::request_destroy(&preview, sender).into())
                 }
                 CheckRunAction::RequestedAction(id) if id == ACTION_EXTEND => Ok(Decision {
                     acted: true,
                     detail: format!("extend of {} requested by {sender}", preview.namespace),
-                    extends: vec![ExtendJob {
-                        preview_id: preview.id,
-                        requested_by: sender.clone(),
-                        check_run_id: *check_run_id,
-                    }],
-                    ..Decision::default()
+                    work: Work {
+                        extends: vec![ExtendJob {
+                            preview_id: preview.id,
+                            requested_by: sender.clone(),
+                            check_run_id: *check_run_id,
+                        }],
+                        ..Work::default()
+                    },
                 }),
                 CheckRunAction::RequestedAction(other) => Ok(Decision::ignored(format!(
                     "unknown check run action {other:?}"
@@ -242,11 +278,19 @@ pub async fn decide(db: &impl ConnectionTrait, event: &Event) -> Result<Decision
             let Some(preview) = preview_by_numbers(db, repo, pull_requests).await? else {
                 return Ok(Decision::ignored("check suite of no known preview"));
             };
-            rerun(db, preview, head_sha, "rerun", None).await
+            Ok(
+                lifecycle::request_rerun(db, &preview, head_sha, "rerun", Asker::Trusted)
+                    .await?
+                    .into(),
+            )
         }
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the fields of one event, passed on as they are"
+)]
 async fn pull_request(
     db: &impl ConnectionTrait,
     action: PullRequestAction,
@@ -255,6 +299,7 @@ async fn pull_request(
     pr: &PullRequest,
     sender: &str,
     label: Option<&str>,
+    origin: Origin,
 ) -> Result<Decision, DbErr> {
     records::ensure_installation(db, installation, repo.name.owner()).await?;
     records::upsert_repository(db, installation, repo).await?;
@@ -265,131 +310,46 @@ async fn pull_request(
     };
     let pr_row = records::upsert_pull_request(db, repo.id, pr, state).await?;
 
-    match action {
+    let (ask, trigger) = match action {
         PullRequestAction::Closed => {
-            let Some(preview) = records::preview_of(db, pr_row.id).await? else {
+            let Some(preview) = records::preview_of_for_update(db, pr_row.id).await? else {
                 return Ok(Decision::recorded("closed; no preview to remove"));
             };
-            if matches!(
-                preview.status,
-                PreviewStatus::Deleted | PreviewStatus::Deleting
-            ) {
-                return Ok(Decision::recorded("closed; preview already removed"));
-            }
-            let preview = records::set_preview_status(db, preview, PreviewStatus::Deleting).await?;
-            let reason = if pr.merged {
-                "the pull request was merged"
-            } else {
-                "the pull request was closed"
+            let removal = match (origin, pr.merged) {
+                (Origin::Reconciler, _) => Removal::FoundClosed,
+                (Origin::Webhook, true) => Removal::Merged,
+                (Origin::Webhook, false) => Removal::Closed,
             };
-            Ok(Decision {
-                acted: true,
-                detail: format!("cleanup of preview {} enqueued", preview.id),
-                cleanups: vec![CleanupJob {
-                    preview_id: preview.id,
-                    reason: reason.into(),
-                    requested_by: None,
-                }],
-                ..Decision::default()
-            })
+            return Ok(lifecycle::request_removal(db, &preview, &removal)
+                .await?
+                .into());
         }
         PullRequestAction::Labeled if label == Some(APPROVE_LABEL) => {
-            approve(db, &pr_row, repo, sender, "approval").await
+            return Ok(lifecycle::request_approval(db, &pr_row, sender)
+                .await?
+                .into());
         }
         PullRequestAction::Labeled | PullRequestAction::Unlabeled => {
-            Ok(Decision::recorded("labels updated"))
+            return Ok(Decision::recorded("labels updated"));
         }
         PullRequestAction::ConvertedToDraft => {
-            Ok(Decision::recorded("converted to draft; the preview stays"))
+            return Ok(Decision::recorded("converted to draft; the preview stays"));
         }
-        PullRequestAction::Opened
-        | PullRequestAction::Reopened
-        | PullRequestAction::Synchronize
-        | PullRequestAction::ReadyForReview
-        | PullRequestAction::BaseChanged => {
-            if pr.draft {
-                return Ok(Decision::recorded(
-                    "draft pull request: no preview until it is ready for review",
-                ));
-            }
-            let preview = records::ensure_preview(db, &pr_row, repo.name.as_str()).await?;
-            let trigger = match action {
-                PullRequestAction::Opened => "opened",
-                PullRequestAction::Reopened => "reopened",
-                PullRequestAction::Synchronize => "synchronize",
-                PullRequestAction::ReadyForReview => "ready_for_review",
-                _ => "base_changed",
-            };
-            // One deploy per (preview, sha) unless someone asks again; a base change or a
-            // reopened pull request (whose preview was removed) deploys again.
-            if !matches!(
-                action,
-                PullRequestAction::BaseChanged | PullRequestAction::Reopened
-            ) && records::has_attempt(db, preview.id, &pr_row.head_sha).await?
-            {
-                return Ok(Decision::recorded(format!(
-                    "{} already has a deploy of {}",
-                    preview.namespace,
-                    short(&pr_row.head_sha)
-                )));
-            }
-            let attempt = records::new_attempt(db, preview.id, &pr_row.head_sha, trigger).await?;
-            if !matches!(preview.status, PreviewStatus::Pending) {
-                records::set_preview_status(db, preview.clone(), PreviewStatus::Pending).await?;
-            }
-            Ok(Decision {
-                acted: true,
-                detail: format!(
-                    "deploy of {} at {} enqueued",
-                    preview.namespace,
-                    short(&pr_row.head_sha)
-                ),
-                deploys: vec![DeployJob {
-                    attempt_id: attempt.id,
-                    approved_by: None,
-                    requested_by: None,
-                }],
-                ..Decision::default()
-            })
-        }
-    }
-}
-
-/// Someone approved the head commit: a new attempt that carries who approved, for the worker to
-/// check their permission.
-async fn approve(
-    db: &impl ConnectionTrait,
-    pr_row: &previewd_entity::pull_request::Model,
-    repo: &Repo,
-    approver: &str,
-    trigger: &str,
-) -> Result<Decision, DbErr> {
-    let preview = records::ensure_preview(db, pr_row, repo.name.as_str()).await?;
-    if preview.approved_sha.as_deref() == Some(pr_row.head_sha.as_str()) {
-        return Ok(Decision::recorded(format!(
-            "{} already approved",
-            short(&pr_row.head_sha)
-        )));
-    }
-    if preview.status != PreviewStatus::AwaitingApproval {
-        return Ok(Decision::recorded(
-            "approval noted; the preview is not waiting for one",
-        ));
-    }
-    let attempt = records::new_attempt(db, preview.id, &pr_row.head_sha, trigger).await?;
-    Ok(Decision {
-        acted: true,
-        detail: format!(
-            "approval of {} by {approver} enqueued",
-            short(&pr_row.head_sha)
-        ),
-        deploys: vec![DeployJob {
-            attempt_id: attempt.id,
-            approved_by: Some(approver.to_owned()),
-            requested_by: None,
-        }],
-        ..Decision::default()
-    })
+        PullRequestAction::Opened => (Ask::Open, "opened"),
+        PullRequestAction::Reopened => (Ask::Reopen, "reopened"),
+        PullRequestAction::Synchronize => (Ask::Push, "synchronize"),
+        PullRequestAction::ReadyForReview => (Ask::ReadyForReview, "ready_for_review"),
+        PullRequestAction::BaseChanged => (Ask::BaseChange, "base_changed"),
+    };
+    let trigger = match origin {
+        Origin::Webhook => trigger,
+        Origin::Reconciler => "reconcile",
+    };
+    Ok(
+        lifecycle::request_deploy(db, &pr_row, repo.name.as_str(), ask, trigger)
+            .await?
+            .into(),
+    )
 }
 
 async fn comment_command(
@@ -402,16 +362,7 @@ async fn comment_command(
 ) -> Result<Decision, DbErr> {
     records::ensure_installation(db, installation, repo.name.owner()).await?;
     records::upsert_repository(db, installation, repo).await?;
-    let Ok(number) = i32::try_from(number) else {
-        return Ok(Decision::ignored("pull request number out of range"));
-    };
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    let pr_row = previewd_entity::pull_request::Entity::find()
-        .filter(previewd_entity::pull_request::Column::RepositoryId.eq(repo.id))
-        .filter(previewd_entity::pull_request::Column::Number.eq(number))
-        .one(db)
-        .await?;
-    let Some(pr_row) = pr_row else {
+    let Some(pr_row) = records::find_pull_request(db, repo.id, number).await? else {
         return Ok(Decision::ignored(
             "command on a pull request previewd has not seen",
         ));
@@ -419,40 +370,49 @@ async fn comment_command(
     if pr_row.state != PullRequestState::Open {
         return Ok(Decision::ignored("command on a closed pull request"));
     }
-    match command {
-        Command::Approve => approve(db, &pr_row, repo, sender, "approval").await,
-        Command::Redeploy => {
-            let Some(preview) = records::preview_of(db, pr_row.id).await? else {
-                return Ok(Decision::ignored("no preview to redeploy"));
-            };
+    let preview = records::preview_of_for_update(db, pr_row.id).await?;
+    match (command, preview) {
+        (Command::Approve, _) => Ok(lifecycle::request_approval(db, &pr_row, sender)
+            .await?
+            .into()),
+        (Command::Redeploy, Some(preview)) => {
             let head = pr_row.head_sha.clone();
-            rerun(db, preview, &head, "redeploy", Some(sender)).await
+            Ok(
+                lifecycle::request_rerun(
+                    db,
+                    &preview,
+                    &head,
+                    "redeploy",
+                    Asker::Unverified(sender),
+                )
+                .await?
+                .into(),
+            )
         }
-        Command::Destroy => {
-            let Some(preview) = records::preview_of(db, pr_row.id).await? else {
-                return Ok(Decision::ignored("no preview to destroy"));
-            };
-            destroy(preview, sender)
+        (Command::Destroy, Some(preview)) => {
+            Ok(lifecycle::request_destroy(&preview, sender).into())
+        }
+        (Command::Redeploy | Command::Destroy, None) => {
+            Ok(Decision::ignored("the pull request has no preview"))
         }
     }
 }
 
-/// Cleanup jobs for every live preview of `repositories` (marked deleting now).
-async fn cleanups_for(
+/// Removes every live preview of `repositories` for `removal`.
+async fn remove_all(
     db: &impl ConnectionTrait,
     repositories: &[i64],
-    reason: &str,
-) -> Result<Vec<CleanupJob>, DbErr> {
-    let mut jobs = Vec::new();
+    removal: &Removal,
+) -> Result<Work, DbErr> {
+    let mut work = Work::default();
     for preview in records::live_previews_of(db, repositories).await? {
-        let preview = records::set_preview_status(db, preview, PreviewStatus::Deleting).await?;
-        jobs.push(CleanupJob {
-            preview_id: preview.id,
-            reason: reason.to_owned(),
-            requested_by: None,
-        });
+        work.extend(
+            lifecycle::request_removal(db, &preview, removal)
+                .await?
+                .work,
+        );
     }
-    Ok(jobs)
+    Ok(work)
 }
 
 /// The check run button that deploys the commit again.
@@ -468,83 +428,14 @@ async fn preview_by_numbers(
     repo: &Repo,
     numbers: &[u64],
 ) -> Result<Option<previewd_entity::preview::Model>, DbErr> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     for number in numbers {
-        let Ok(number) = i32::try_from(*number) else {
-            continue;
-        };
-        let pr = previewd_entity::pull_request::Entity::find()
-            .filter(previewd_entity::pull_request::Column::RepositoryId.eq(repo.id))
-            .filter(previewd_entity::pull_request::Column::Number.eq(number))
-            .one(db)
-            .await?;
-        if let Some(pr) = pr
-            && let Some(preview) = records::preview_of(db, pr.id).await?
+        if let Some(pr) = records::find_pull_request(db, repo.id, *number).await?
+            && let Some(preview) = records::preview_of_for_update(db, pr.id).await?
         {
             return Ok(Some(preview));
         }
     }
     Ok(None)
-}
-
-/// Deploys `sha` again (Re-run, Redeploy): a new attempt, so a new check run.
-async fn rerun(
-    db: &impl ConnectionTrait,
-    preview: previewd_entity::preview::Model,
-    sha: &str,
-    trigger: &str,
-    requested_by: Option<&str>,
-) -> Result<Decision, DbErr> {
-    if preview.head_sha != sha {
-        return Ok(Decision::ignored(format!(
-            "{} is not the head commit any more; the newest is deployed",
-            short(sha)
-        )));
-    }
-    let preview = if preview.status == PreviewStatus::Deleted {
-        records::set_preview_status(db, preview, PreviewStatus::Pending).await?
-    } else {
-        preview
-    };
-    let attempt = records::new_attempt(db, preview.id, sha, trigger).await?;
-    Ok(Decision {
-        acted: true,
-        detail: format!(
-            "{trigger} of {} at {} enqueued",
-            preview.namespace,
-            short(sha)
-        ),
-        deploys: vec![DeployJob {
-            attempt_id: attempt.id,
-            approved_by: None,
-            requested_by: requested_by.map(str::to_owned),
-        }],
-        ..Decision::default()
-    })
-}
-
-/// Removes the preview at someone's request (the worker checks their permission).
-fn destroy(preview: previewd_entity::preview::Model, sender: &str) -> Result<Decision, DbErr> {
-    if matches!(
-        preview.status,
-        PreviewStatus::Deleted | PreviewStatus::Deleting
-    ) {
-        return Ok(Decision::ignored("the preview is already removed"));
-    }
-    Ok(Decision {
-        acted: true,
-        detail: format!("destroy of {} requested by {sender}", preview.namespace),
-        cleanups: vec![CleanupJob {
-            preview_id: preview.id,
-            reason: format!("@{sender} asked for it"),
-            requested_by: Some(sender.to_owned()),
-        }],
-        ..Decision::default()
-    })
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
 }
 
 #[cfg(test)]

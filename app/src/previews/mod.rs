@@ -9,6 +9,7 @@
 //! Kubernetes.
 
 pub mod intake;
+pub mod lifecycle;
 pub mod records;
 pub mod repo_config;
 pub mod report;

@@ -1,17 +1,24 @@
-//! Reading and writing the previews model. Every function takes a connection or transaction, so
-//! callers decide the transaction boundary (the webhook handler makes one per delivery).
+//! Reading and writing the previews model: the only code that speaks sea-orm for installations,
+//! repositories, pull requests, deliveries, previews and attempts. Every function takes a
+//! connection or transaction, so callers decide the transaction boundary (the webhook handler
+//! makes one per delivery). There are no rules here — which change is allowed when is
+//! [`super::lifecycle`]'s business; this module offers it guarded writes ([`update_preview`],
+//! [`update_attempt`]) that change a row only if it is still in the state the caller saw.
 //!
 //! Rows are upserted from events: GitHub is the authority for installations, repositories and
 //! pull requests, and previewd for previews and attempts.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use previewd_entity::{
-    AttemptStatus, DeliveryOutcome, PreviewStatus, PullRequestState, deploy_attempt, installation,
-    preview, pull_request, repository, webhook_delivery,
+    AttemptStatus, DeliveryOutcome, PreviewStatus, PullRequestState, deploy_attempt,
+    install_setting, installation, preview, pull_request, repository, webhook_delivery,
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait as _, OnConflict},
 };
 use serde_json::json;
 
@@ -140,10 +147,7 @@ pub async fn mark_repositories_removed(
         return Ok(());
     }
     repository::Entity::update_many()
-        .col_expr(
-            repository::Column::RemovedAt,
-            sea_orm::sea_query::Expr::value(Utc::now()),
-        )
+        .col_expr(repository::Column::RemovedAt, Expr::value(Utc::now()))
         .filter(repository::Column::Id.is_in(ids.iter().copied()))
         .exec(db)
         .await
@@ -191,7 +195,9 @@ pub async fn live_previews_of(
         .await
 }
 
-/// Inserts or refreshes a pull request; returns the row.
+/// Inserts or refreshes a pull request; returns the row. One statement (an upsert on
+/// (repository, number)), so two deliveries for the same pull request arriving together both
+/// succeed instead of one failing on the unique constraint.
 pub async fn upsert_pull_request(
     db: &impl ConnectionTrait,
     repo_id: i64,
@@ -199,50 +205,105 @@ pub async fn upsert_pull_request(
     state: PullRequestState,
 ) -> Result<pull_request::Model, DbErr> {
     let now = Utc::now();
-    let number = i32::try_from(pr.number)
-        .map_err(|_| DbErr::Custom(format!("pull request number {} out of range", pr.number)))?;
-    let existing = pull_request::Entity::find()
+    let number = pr_number(pr.number)?;
+    let row = pull_request::ActiveModel {
+        repository_id: Set(repo_id),
+        number: Set(number),
+        title: Set(pr.title.clone()),
+        author_login: Set(pr.author.clone()),
+        head_ref: Set(pr.head_ref.clone()),
+        head_sha: Set(pr.head_sha.clone()),
+        base_ref: Set(pr.base_ref.clone()),
+        from_fork: Set(pr.from_fork),
+        draft: Set(pr.draft),
+        state: Set(state),
+        labels: Set(json!(pr.labels)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    pull_request::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                pull_request::Column::RepositoryId,
+                pull_request::Column::Number,
+            ])
+            .update_columns([
+                pull_request::Column::Title,
+                pull_request::Column::AuthorLogin,
+                pull_request::Column::HeadRef,
+                pull_request::Column::HeadSha,
+                pull_request::Column::BaseRef,
+                pull_request::Column::FromFork,
+                pull_request::Column::Draft,
+                pull_request::Column::State,
+                pull_request::Column::Labels,
+                pull_request::Column::UpdatedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    find_pull_request(db, repo_id, pr.number)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("pull request #{number} after its upsert")))
+}
+
+/// A pull request number as stored.
+fn pr_number(number: u64) -> Result<i64, DbErr> {
+    i64::try_from(number)
+        .map_err(|_| DbErr::Custom(format!("pull request number {number} out of range")))
+}
+
+/// Pull request `number` of repository `repo_id`, if previewd has seen it.
+pub async fn find_pull_request(
+    db: &impl ConnectionTrait,
+    repo_id: i64,
+    number: u64,
+) -> Result<Option<pull_request::Model>, DbErr> {
+    let Ok(number) = i64::try_from(number) else {
+        return Ok(None);
+    };
+    pull_request::Entity::find()
         .filter(pull_request::Column::RepositoryId.eq(repo_id))
         .filter(pull_request::Column::Number.eq(number))
         .one(db)
-        .await?;
-    let labels = json!(pr.labels);
-    match existing {
-        Some(row) => {
-            let mut row = row.into_active_model();
-            row.title = Set(pr.title.clone());
-            row.author_login = Set(pr.author.clone());
-            row.head_ref = Set(pr.head_ref.clone());
-            row.head_sha = Set(pr.head_sha.clone());
-            row.base_ref = Set(pr.base_ref.clone());
-            row.from_fork = Set(pr.from_fork);
-            row.draft = Set(pr.draft);
-            row.state = Set(state);
-            row.labels = Set(labels);
-            row.updated_at = Set(now);
-            row.update(db).await
-        }
-        None => {
-            pull_request::ActiveModel {
-                repository_id: Set(repo_id),
-                number: Set(number),
-                title: Set(pr.title.clone()),
-                author_login: Set(pr.author.clone()),
-                head_ref: Set(pr.head_ref.clone()),
-                head_sha: Set(pr.head_sha.clone()),
-                base_ref: Set(pr.base_ref.clone()),
-                from_fork: Set(pr.from_fork),
-                draft: Set(pr.draft),
-                state: Set(state),
-                labels: Set(labels),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .insert(db)
-            .await
-        }
-    }
+        .await
+}
+
+/// The pull requests of a repository previewd believes open.
+pub async fn open_pull_requests_of(
+    db: &impl ConnectionTrait,
+    repo_id: i64,
+) -> Result<Vec<pull_request::Model>, DbErr> {
+    pull_request::Entity::find()
+        .filter(pull_request::Column::RepositoryId.eq(repo_id))
+        .filter(pull_request::Column::State.eq(PullRequestState::Open))
+        .all(db)
+        .await
+}
+
+/// Installations that are neither deleted nor suspended.
+pub async fn active_installations(
+    db: &impl ConnectionTrait,
+) -> Result<Vec<installation::Model>, DbErr> {
+    installation::Entity::find()
+        .filter(installation::Column::DeletedAt.is_null())
+        .filter(installation::Column::SuspendedAt.is_null())
+        .all(db)
+        .await
+}
+
+/// The repositories an installation still has.
+pub async fn active_repositories_of(
+    db: &impl ConnectionTrait,
+    installation: i64,
+) -> Result<Vec<repository::Model>, DbErr> {
+    repository::Entity::find()
+        .filter(repository::Column::InstallationId.eq(installation))
+        .filter(repository::Column::RemovedAt.is_null())
+        .all(db)
+        .await
 }
 
 /// The preview of a pull request, if it has one.
@@ -256,36 +317,78 @@ pub async fn preview_of(
         .await
 }
 
-/// The pull request's preview, created (status pending) when missing and revived when it was
-/// deleted; its head sha follows the pull request.
-pub async fn ensure_preview(
+/// Like [`preview_of`], holding the row until the transaction ends (PostgreSQL `FOR UPDATE`;
+/// SQLite transactions previewd opens hold the whole database already). Decisions about one
+/// preview therefore follow each other instead of racing.
+pub async fn preview_of_for_update(
+    db: &impl ConnectionTrait,
+    pull_request_id: i64,
+) -> Result<Option<preview::Model>, DbErr> {
+    let query = preview::Entity::find().filter(preview::Column::PullRequestId.eq(pull_request_id));
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        query.lock_exclusive().one(db).await
+    } else {
+        query.one(db).await
+    }
+}
+
+/// A preview by id.
+pub async fn preview_by_id(
+    db: &impl ConnectionTrait,
+    preview_id: i64,
+) -> Result<Option<preview::Model>, DbErr> {
+    preview::Entity::find_by_id(preview_id).one(db).await
+}
+
+/// Every preview not yet deleted (being deleted included).
+pub async fn undeleted_previews(db: &impl ConnectionTrait) -> Result<Vec<preview::Model>, DbErr> {
+    preview::Entity::find()
+        .filter(preview::Column::Status.ne(PreviewStatus::Deleted))
+        .all(db)
+        .await
+}
+
+/// Previews in one of `statuses`.
+pub async fn previews_in(
+    db: &impl ConnectionTrait,
+    statuses: &[PreviewStatus],
+) -> Result<Vec<preview::Model>, DbErr> {
+    preview::Entity::find()
+        .filter(preview::Column::Status.is_in(statuses.iter().copied()))
+        .all(db)
+        .await
+}
+
+/// Running or failed previews whose expiry is at or before `by`.
+pub async fn previews_expiring_by(
+    db: &impl ConnectionTrait,
+    by: DateTime<Utc>,
+) -> Result<Vec<preview::Model>, DbErr> {
+    preview::Entity::find()
+        .filter(preview::Column::Status.is_in([PreviewStatus::Running, PreviewStatus::Failed]))
+        .filter(preview::Column::ExpiresAt.lte(by))
+        .all(db)
+        .await
+}
+
+/// A new preview row for `pr` (status pending), in a namespace no other preview has: the
+/// readable name, or — when a preview of another pull request holds it (a repository deleted
+/// and created again under the same name) — a name made distinct by the repository's id.
+pub async fn insert_preview(
     db: &impl ConnectionTrait,
     pr: &pull_request::Model,
     repo_full_name: &str,
 ) -> Result<preview::Model, DbErr> {
-    let now = Utc::now();
-    if let Some(existing) = preview_of(db, pr.id).await? {
-        let revive = existing.status == PreviewStatus::Deleted;
-        if existing.head_sha == pr.head_sha && !revive {
-            return Ok(existing);
-        }
-        let mut row = existing.into_active_model();
-        row.head_sha = Set(pr.head_sha.clone());
-        if revive {
-            row.status = Set(PreviewStatus::Pending);
-            row.deleted_at = Set(None);
-            row.cleanup_failed = Set(false);
-            row.check_run_id = Set(None);
-            row.github_deployment_id = Set(None);
-        }
-        row.updated_at = Set(now);
-        return row.update(db).await;
-    }
     let number = u64::try_from(pr.number).unwrap_or_default();
-    preview::ActiveModel {
+    let mut namespace = namespace_name(repo_full_name, number);
+    if namespace_taken(db, &namespace).await? {
+        namespace = namespace_name(&format!("{repo_full_name}#{}", pr.repository_id), number);
+    }
+    let now = Utc::now();
+    let row = preview::ActiveModel {
         pull_request_id: Set(pr.id),
         status: Set(PreviewStatus::Pending),
-        namespace: Set(namespace_name(repo_full_name, number)),
+        namespace: Set(namespace),
         url: Set(None),
         head_sha: Set(pr.head_sha.clone()),
         approved_sha: Set(None),
@@ -293,30 +396,171 @@ pub async fn ensure_preview(
         github_deployment_id: Set(None),
         comment_id: Set(None),
         expires_at: Set(None),
+        expiry_warned_at: Set(None),
         last_error: Set(None),
         cleanup_failed: Set(false),
+        current_attempt_id: Set(None),
+        generation: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
         ..Default::default()
-    }
-    .insert(db)
-    .await
+    };
+    // Two deliveries creating the same preview at once: the second finds the first's row.
+    preview::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(preview::Column::PullRequestId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    preview_of(db, pr.id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("preview of pull request {}", pr.id)))
 }
 
-/// True when some attempt to deploy `sha` of the preview exists already.
-pub async fn has_attempt(
-    db: &impl ConnectionTrait,
-    preview_id: i64,
-    sha: &str,
-) -> Result<bool, DbErr> {
-    Ok(deploy_attempt::Entity::find()
-        .filter(deploy_attempt::Column::PreviewId.eq(preview_id))
-        .filter(deploy_attempt::Column::Sha.eq(sha))
-        .limit(1)
+async fn namespace_taken(db: &impl ConnectionTrait, namespace: &str) -> Result<bool, DbErr> {
+    Ok(preview::Entity::find()
+        .filter(preview::Column::Namespace.eq(namespace))
         .one(db)
         .await?
         .is_some())
+}
+
+/// Which preview rows a [`update_preview`] may change: the id, and optionally the attempt it
+/// must show, its generation and its status.
+#[derive(Debug, Clone, Default)]
+pub struct PreviewGuard {
+    pub id: i64,
+    /// Only while the preview shows this attempt.
+    pub current_attempt: Option<i64>,
+    /// Only while the preview is at this generation.
+    pub generation: Option<i64>,
+    /// Only in one of these statuses.
+    pub status_in: Option<Vec<PreviewStatus>>,
+    /// Only in none of these statuses.
+    pub status_not_in: Option<Vec<PreviewStatus>>,
+}
+
+impl PreviewGuard {
+    pub fn id(id: i64) -> Self {
+        Self {
+            id,
+            ..Self::default()
+        }
+    }
+}
+
+/// The columns a [`update_preview`] sets (`None`: left alone).
+#[derive(Debug, Clone, Default)]
+pub struct PreviewChange {
+    pub status: Option<PreviewStatus>,
+    pub head_sha: Option<String>,
+    pub current_attempt: Option<Option<i64>>,
+    /// Adds one to the generation.
+    pub next_generation: bool,
+    pub url: Option<Option<String>>,
+    pub last_error: Option<Option<String>>,
+    pub approved_sha: Option<Option<String>>,
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub expiry_warned_at: Option<Option<DateTime<Utc>>>,
+    pub deleted_at: Option<Option<DateTime<Utc>>>,
+    pub cleanup_failed: Option<bool>,
+    /// Forget the check run and deployment of an earlier life (a revived preview gets new ones).
+    pub forget_github_objects: bool,
+}
+
+/// Changes one preview if it still matches `guard`, in one statement; true when it did. This is
+/// how the lifecycle makes a late or stale writer harmless: its guard no longer matches.
+pub async fn update_preview(
+    db: &impl ConnectionTrait,
+    guard: &PreviewGuard,
+    change: PreviewChange,
+) -> Result<bool, DbErr> {
+    let mut update = preview::Entity::update_many()
+        .col_expr(preview::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(preview::Column::Id.eq(guard.id));
+    if let Some(attempt) = guard.current_attempt {
+        update = update.filter(preview::Column::CurrentAttemptId.eq(attempt));
+    }
+    if let Some(generation) = guard.generation {
+        update = update.filter(preview::Column::Generation.eq(generation));
+    }
+    if let Some(statuses) = &guard.status_in {
+        update = update.filter(preview::Column::Status.is_in(statuses.iter().copied()));
+    }
+    if let Some(statuses) = &guard.status_not_in {
+        update = update.filter(preview::Column::Status.is_not_in(statuses.iter().copied()));
+    }
+    if let Some(status) = change.status {
+        update = update.col_expr(preview::Column::Status, Expr::value(status));
+    }
+    if let Some(sha) = change.head_sha {
+        update = update.col_expr(preview::Column::HeadSha, Expr::value(sha));
+    }
+    if let Some(attempt) = change.current_attempt {
+        update = update.col_expr(preview::Column::CurrentAttemptId, Expr::value(attempt));
+    }
+    if change.next_generation {
+        update = update.col_expr(
+            preview::Column::Generation,
+            Expr::col(preview::Column::Generation).add(1),
+        );
+    }
+    if let Some(url) = change.url {
+        update = update.col_expr(preview::Column::Url, Expr::value(url));
+    }
+    if let Some(error) = change.last_error {
+        update = update.col_expr(preview::Column::LastError, Expr::value(error));
+    }
+    if let Some(sha) = change.approved_sha {
+        update = update.col_expr(preview::Column::ApprovedSha, Expr::value(sha));
+    }
+    if let Some(at) = change.expires_at {
+        update = update.col_expr(preview::Column::ExpiresAt, Expr::value(at));
+    }
+    if let Some(at) = change.expiry_warned_at {
+        update = update.col_expr(preview::Column::ExpiryWarnedAt, Expr::value(at));
+    }
+    if let Some(at) = change.deleted_at {
+        update = update.col_expr(preview::Column::DeletedAt, Expr::value(at));
+    }
+    if let Some(flag) = change.cleanup_failed {
+        update = update.col_expr(preview::Column::CleanupFailed, Expr::value(flag));
+    }
+    if change.forget_github_objects {
+        update = update
+            .col_expr(
+                preview::Column::CheckRunId,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                preview::Column::GithubDeploymentId,
+                Expr::value(Option::<i64>::None),
+            );
+    }
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+/// An attempt by id.
+pub async fn attempt_by_id(
+    db: &impl ConnectionTrait,
+    attempt_id: i64,
+) -> Result<Option<deploy_attempt::Model>, DbErr> {
+    deploy_attempt::Entity::find_by_id(attempt_id).one(db).await
+}
+
+/// Attempts in one of `statuses` (across previews), oldest first.
+pub async fn attempts_in(
+    db: &impl ConnectionTrait,
+    statuses: &[AttemptStatus],
+) -> Result<Vec<deploy_attempt::Model>, DbErr> {
+    deploy_attempt::Entity::find()
+        .filter(deploy_attempt::Column::Status.is_in(statuses.iter().copied()))
+        .order_by_asc(deploy_attempt::Column::Id)
+        .all(db)
+        .await
 }
 
 /// Records a new queued attempt to deploy `sha` (attempt number one more than the last).
@@ -337,7 +581,7 @@ pub async fn new_attempt(
         sha: Set(sha.to_owned()),
         attempt: Set(last.map_or(1, |a| a.attempt + 1)),
         status: Set(AttemptStatus::Queued),
-        trigger: Set(trigger.to_owned()),
+        trigger: Set(trigger.chars().take(32).collect()),
         created_at: Set(Utc::now()),
         ..Default::default()
     }
@@ -345,16 +589,82 @@ pub async fn new_attempt(
     .await
 }
 
-/// Sets a preview's status (and touches `updated_at`).
-pub async fn set_preview_status(
+/// The columns an [`update_attempt`] sets (`None`: left alone).
+#[derive(Debug, Clone, Default)]
+pub struct AttemptChange {
+    pub status: Option<AttemptStatus>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub image: Option<String>,
+    pub error_kind: Option<Option<String>>,
+    pub error: Option<Option<String>>,
+    pub log_tail: Option<Option<String>>,
+}
+
+/// Changes one attempt if its status is one of `status_in`; true when it did.
+pub async fn update_attempt(
     db: &impl ConnectionTrait,
-    preview: preview::Model,
-    status: PreviewStatus,
-) -> Result<preview::Model, DbErr> {
-    let mut row = preview.into_active_model();
-    row.status = Set(status);
-    row.updated_at = Set(Utc::now());
-    row.update(db).await
+    attempt_id: i64,
+    status_in: &[AttemptStatus],
+    change: AttemptChange,
+) -> Result<bool, DbErr> {
+    let mut update = deploy_attempt::Entity::update_many()
+        .filter(deploy_attempt::Column::Id.eq(attempt_id))
+        .filter(deploy_attempt::Column::Status.is_in(status_in.iter().copied()));
+    if let Some(status) = change.status {
+        update = update.col_expr(deploy_attempt::Column::Status, Expr::value(status));
+    }
+    if let Some(at) = change.started_at {
+        update = update.col_expr(deploy_attempt::Column::StartedAt, Expr::value(at));
+    }
+    if let Some(at) = change.finished_at {
+        update = update.col_expr(deploy_attempt::Column::FinishedAt, Expr::value(at));
+    }
+    if let Some(image) = change.image {
+        update = update.col_expr(deploy_attempt::Column::Image, Expr::value(image));
+    }
+    if let Some(kind) = change.error_kind {
+        update = update.col_expr(deploy_attempt::Column::ErrorKind, Expr::value(kind));
+    }
+    if let Some(error) = change.error {
+        update = update.col_expr(deploy_attempt::Column::Error, Expr::value(error));
+    }
+    if let Some(tail) = change.log_tail {
+        update = update.col_expr(deploy_attempt::Column::LogTail, Expr::value(tail));
+    }
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+/// The value of install setting `key`, created as `make()` when missing (the first process to
+/// ask decides it; every later one reads the same value).
+pub async fn install_setting(
+    db: &impl ConnectionTrait,
+    key: &str,
+    make: impl FnOnce() -> String,
+) -> Result<String, DbErr> {
+    if let Some(row) = install_setting::Entity::find_by_id(key.to_owned())
+        .one(db)
+        .await?
+    {
+        return Ok(row.value);
+    }
+    install_setting::Entity::insert(install_setting::ActiveModel {
+        key: Set(key.to_owned()),
+        value: Set(make()),
+        created_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(install_setting::Column::Key)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    install_setting::Entity::find_by_id(key.to_owned())
+        .one(db)
+        .await?
+        .map(|row| row.value)
+        .ok_or_else(|| DbErr::RecordNotFound(format!("install setting {key}")))
 }
 
 /// What [`record_delivery`] found.
@@ -412,13 +722,10 @@ pub async fn set_delivery_outcome(
     detail: &str,
 ) -> Result<(), DbErr> {
     webhook_delivery::Entity::update_many()
-        .col_expr(
-            webhook_delivery::Column::Outcome,
-            sea_orm::sea_query::Expr::value(outcome),
-        )
+        .col_expr(webhook_delivery::Column::Outcome, Expr::value(outcome))
         .col_expr(
             webhook_delivery::Column::Detail,
-            sea_orm::sea_query::Expr::value(detail.to_owned()),
+            Expr::value(detail.to_owned()),
         )
         .filter(webhook_delivery::Column::Guid.eq(guid))
         .exec(db)
@@ -501,10 +808,7 @@ pub async fn preview_context(
 /// `0` in `check_run_id` marks "being created".
 pub async fn claim_check_run(db: &impl ConnectionTrait, attempt_id: i64) -> Result<bool, DbErr> {
     let result = deploy_attempt::Entity::update_many()
-        .col_expr(
-            deploy_attempt::Column::CheckRunId,
-            sea_orm::sea_query::Expr::value(0_i64),
-        )
+        .col_expr(deploy_attempt::Column::CheckRunId, Expr::value(0_i64))
         .filter(deploy_attempt::Column::Id.eq(attempt_id))
         .filter(deploy_attempt::Column::CheckRunId.is_null())
         .exec(db)
@@ -522,16 +826,13 @@ pub async fn set_check_run(
     deploy_attempt::Entity::update_many()
         .col_expr(
             deploy_attempt::Column::CheckRunId,
-            sea_orm::sea_query::Expr::value(check_run_id),
+            Expr::value(check_run_id),
         )
         .filter(deploy_attempt::Column::Id.eq(attempt_id))
         .exec(db)
         .await?;
     preview::Entity::update_many()
-        .col_expr(
-            preview::Column::CheckRunId,
-            sea_orm::sea_query::Expr::value(check_run_id),
-        )
+        .col_expr(preview::Column::CheckRunId, Expr::value(check_run_id))
         .filter(preview::Column::Id.eq(preview_id))
         .exec(db)
         .await

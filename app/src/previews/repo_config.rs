@@ -10,6 +10,9 @@ use std::{collections::BTreeMap, fmt, time::Duration};
 
 use serde::Deserialize;
 
+pub use crate::config::RepoLimits as Limits;
+pub use crate::units::Quantity;
+
 /// Where the file lives in a repository.
 pub const PATH: &str = ".github/preview.yml";
 
@@ -48,26 +51,6 @@ impl ImageSource {
         match self {
             Self::Image(template) => Some(template.replace("{sha}", sha)),
             Self::Build { .. } => None,
-        }
-    }
-}
-
-/// The install's bounds and defaults for repository configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    pub default_cpu: Quantity,
-    pub default_memory: Quantity,
-    pub max_cpu: Quantity,
-    pub max_memory: Quantity,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            default_cpu: Quantity::cpu("500m").unwrap_or_else(|_| unreachable!()),
-            default_memory: Quantity::memory("512Mi").unwrap_or_else(|_| unreachable!()),
-            max_cpu: Quantity::cpu("2").unwrap_or_else(|_| unreachable!()),
-            max_memory: Quantity::memory("2Gi").unwrap_or_else(|_| unreachable!()),
         }
     }
 }
@@ -138,67 +121,6 @@ impl TryFrom<String> for RelativePath {
             ));
         }
         Ok(Self(trimmed.trim_end_matches('/').to_owned()))
-    }
-}
-
-/// A Kubernetes resource quantity, kept as written and as a number for comparisons
-/// (millicores for CPU, bytes for memory).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quantity {
-    pub text: String,
-    pub value: u64,
-}
-
-impl Quantity {
-    /// `500m`, `1`, `0.5` → millicores.
-    pub fn cpu(raw: &str) -> Result<Self, String> {
-        let text = raw.trim();
-        let bad = || format!("cpu {raw:?} must look like 250m, 1 or 0.5");
-        let millis = if let Some(m) = text.strip_suffix('m') {
-            m.parse::<u64>().map_err(|_| bad())?
-        } else {
-            let v: f64 = text.parse().map_err(|_| bad())?;
-            if !(v.is_finite() && v > 0.0 && v <= 1024.0) {
-                return Err(bad());
-            }
-            (v * 1000.0).round() as u64
-        };
-        if millis == 0 {
-            return Err(bad());
-        }
-        Ok(Self {
-            text: text.to_owned(),
-            value: millis,
-        })
-    }
-
-    /// `512Mi`, `1Gi`, `1G`, `1000000` → bytes.
-    pub fn memory(raw: &str) -> Result<Self, String> {
-        let text = raw.trim();
-        let bad = || format!("memory {raw:?} must look like 256Mi, 1Gi or 500M");
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        let multiplier: u64 = match unit {
-            "" => 1,
-            "Ki" => 1 << 10,
-            "Mi" => 1 << 20,
-            "Gi" => 1 << 30,
-            "k" => 1_000,
-            "M" => 1_000_000,
-            "G" => 1_000_000_000,
-            _ => return Err(bad()),
-        };
-        let value = n
-            .checked_mul(multiplier)
-            .filter(|v| *v > 0)
-            .ok_or_else(bad)?;
-        Ok(Self {
-            text: text.to_owned(),
-            value,
-        })
     }
 }
 
@@ -301,7 +223,7 @@ validated!(ImageTemplate, String, |raw| {
         ))
     }
 });
-validated!(Ttl, Duration, |raw| crate::config::parse_duration(raw)
+validated!(Ttl, Duration, |raw| crate::units::parse_duration(raw)
     .map_err(|e| format!("ttl {e}")));
 validated!(Glob, String, |raw| {
     if raw.trim().is_empty() || raw.starts_with('/') {
@@ -394,7 +316,16 @@ pub fn parse(text: &str, limits: &Limits) -> Result<RepoConfig, ConfigError> {
 
     let source = match (raw.build, raw.image) {
         (Some(_), Some(_)) => return Err(whole("give either build or image, not both".into())),
-        (None, Some(image)) => ImageSource::Image(image.0),
+        (None, Some(image)) => {
+            if !limits.image_allowed(&image.0) {
+                return Err(whole(format!(
+                    "image {} is not from a registry this install allows ({})",
+                    image.0,
+                    limits.image_registries.join(", ")
+                )));
+            }
+            ImageSource::Image(image.0)
+        }
         (build, None) => {
             let build = build.unwrap_or(RawBuild {
                 dockerfile: None,
@@ -428,6 +359,15 @@ pub fn parse(text: &str, limits: &Limits) -> Result<RepoConfig, ConfigError> {
         return Err(whole(format!(
             "resources.memory {} is above this install's maximum of {}",
             memory.text, limits.max_memory.text
+        )));
+    }
+    if let Some(ttl) = raw.ttl.as_ref().map(|t| t.0)
+        && ttl > limits.max_ttl
+    {
+        return Err(whole(format!(
+            "ttl {}h is above this install's maximum of {}h",
+            ttl.as_secs() / 3600,
+            limits.max_ttl.as_secs() / 3600
         )));
     }
     Ok(RepoConfig {

@@ -24,7 +24,7 @@ use axum::{
 };
 use chrono::Utc;
 use previewd_entity::{DeliveryOutcome, webhook_delivery};
-use sea_orm::{ActiveValue::Set, TransactionTrait};
+use sea_orm::{ActiveValue::Set, DbErr};
 use serde_json::json;
 use tracing::Instrument as _;
 
@@ -32,10 +32,11 @@ use super::AppState;
 use crate::{
     github::webhook::{self, Event},
     previews::{
-        intake,
+        intake::{self, Origin},
+        lifecycle,
         records::{self, DeliveryRecord},
     },
-    reporter,
+    reporter, store,
 };
 
 /// GitHub's own limit on webhook payloads.
@@ -153,6 +154,14 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             };
             answer(status, json!({ "status": word, "detail": decision.detail }))
         }
+        Ok(Processed::Rejected(reason)) => {
+            state.metrics.webhook(event_name, "rejected");
+            tracing::warn!(delivery = %guid, event = event_name, reason = %reason, "webhook rejected; a redelivery would not help");
+            answer(
+                StatusCode::OK,
+                json!({ "status": "rejected", "detail": reason }),
+            )
+        }
         Err(reason) => {
             state.metrics.webhook(event_name, "unavailable");
             tracing::error!(delivery = %guid, event = event_name, reason = %reason, "webhook not processed; GitHub may redeliver it");
@@ -167,6 +176,8 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
 enum Processed {
     Duplicate,
     Done(intake::Decision),
+    /// Refused for a reason a redelivery cannot fix; recorded, answered 2xx.
+    Rejected(String),
 }
 
 /// Installation and repository of an event, for logs and the delivery record.
@@ -196,6 +207,9 @@ fn event_scope(event: &Event) -> Option<(i64, String)> {
     }
 }
 
+/// Processes a delivery in one transaction, tried again when a concurrent delivery for the same
+/// rows got in the way. A store outage (or Redis refusing a job) is the only `Err`: GitHub
+/// redelivers. Anything a redelivery could not fix is recorded as rejected and answered 2xx.
 async fn process(
     state: &AppState,
     guid: &str,
@@ -203,9 +217,60 @@ async fn process(
     body: &[u8],
     event: &Event,
 ) -> Result<Processed, String> {
+    const TRIES: u32 = 3;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let error = match process_once(state, guid, event_name, body, event).await {
+            Ok(processed) => return Ok(processed),
+            Err(Failure::Enqueue(message)) => {
+                record_failure(state, guid, event_name, &message).await;
+                return Err(message);
+            }
+            Err(Failure::Database(e)) => e,
+        };
+        match store::trouble(&error) {
+            store::Trouble::Outage => {
+                let message = format!("database: {error}");
+                record_failure(state, guid, event_name, &message).await;
+                return Err(message);
+            }
+            store::Trouble::Conflict if tries < TRIES => {
+                tracing::debug!(delivery = %guid, error = %error, "concurrent delivery got in the way; trying again");
+            }
+            store::Trouble::Conflict | store::Trouble::Permanent => {
+                let reason = crate::sanitize::sanitize(&error.to_string(), 500);
+                record_outcome(state, guid, event_name, DeliveryOutcome::Rejected, &reason)
+                    .await
+                    .map_err(|e| format!("database: {e}"))?;
+                return Ok(Processed::Rejected(reason));
+            }
+        }
+    }
+}
+
+/// Why one try of [`process`] did not commit.
+enum Failure {
+    Database(DbErr),
+    Enqueue(String),
+}
+
+impl From<DbErr> for Failure {
+    fn from(e: DbErr) -> Self {
+        Self::Database(e)
+    }
+}
+
+async fn process_once(
+    state: &AppState,
+    guid: &str,
+    event_name: &str,
+    body: &[u8],
+    event: &Event,
+) -> Result<Processed, Failure> {
     let db = &state.stores.db;
     let scope = event_scope(event);
-    let txn = db.begin().await.map_err(|e| format!("database: {e}"))?;
+    let txn = lifecycle::begin_transaction(db).await?;
     let delivery = webhook_delivery::ActiveModel {
         guid: Set(guid.to_owned()),
         event: Set(event_name.chars().take(64).collect()),
@@ -220,59 +285,70 @@ async fn process(
         received_at: Set(Utc::now()),
         ..Default::default()
     };
-    match records::record_delivery(&txn, delivery)
-        .await
-        .map_err(|e| format!("database: {e}"))?
-    {
+    match records::record_delivery(&txn, delivery).await? {
         DeliveryRecord::Duplicate => {
-            txn.rollback().await.map_err(|e| format!("database: {e}"))?;
+            txn.rollback().await?;
             return Ok(Processed::Duplicate);
         }
         DeliveryRecord::New => {}
     }
-    let decision = intake::decide(&txn, event)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    let decision = match intake::decide(&txn, event, Origin::Webhook).await {
+        Ok(decision) => decision,
+        Err(e) => {
+            drop(txn.rollback().await);
+            return Err(e.into());
+        }
+    };
     let outcome = if decision.acted {
         DeliveryOutcome::Accepted
     } else {
         DeliveryOutcome::Ignored
     };
-    records::set_delivery_outcome(&txn, guid, outcome, &decision.detail)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    records::set_delivery_outcome(&txn, guid, outcome, &decision.detail).await?;
 
     // Enqueue before committing: if Redis refuses, the transaction rolls back and the delivery
     // can be redelivered as if it never arrived. Workers wait for the commit (see the deploy job).
-    for job in &decision.deploys {
-        if let Err(e) = state.queues.deploy(job.clone()).await {
-            drop(txn.rollback().await);
-            record_failure(state, guid, event_name, &e.to_string()).await;
-            return Err(e.to_string());
-        }
+    if let Err(e) = state.queues.enqueue(&decision.work).await {
+        drop(txn.rollback().await);
+        return Err(Failure::Enqueue(e.to_string()));
     }
-    for job in &decision.cleanups {
-        if let Err(e) = state.queues.cleanup(job.clone()).await {
-            drop(txn.rollback().await);
-            record_failure(state, guid, event_name, &e.to_string()).await;
-            return Err(e.to_string());
-        }
-    }
-    for job in &decision.extends {
-        if let Err(e) = state.queues.extend(job.clone()).await {
-            drop(txn.rollback().await);
-            record_failure(state, guid, event_name, &e.to_string()).await;
-            return Err(e.to_string());
-        }
-    }
-    txn.commit().await.map_err(|e| format!("database: {e}"))?;
+    txn.commit().await?;
 
-    // A redeploy asked for by someone whose permission is not yet checked gets its check run
-    // only once the worker allows it.
-    for job in decision.deploys.iter().filter(|j| j.requested_by.is_none()) {
+    // A request whose asker's permission is not yet checked (a Redeploy, an approval) gets its
+    // check run only once the worker allows it.
+    for job in decision
+        .work
+        .deploys
+        .iter()
+        .filter(|j| j.requested_by.is_none() && j.approved_by.is_none())
+    {
         reporter::spawn_queued_check_run(state.reporter.clone(), job.attempt_id);
     }
     Ok(Processed::Done(decision))
+}
+
+/// Records a delivery's outcome outside its (rolled back) transaction.
+async fn record_outcome(
+    state: &AppState,
+    guid: &str,
+    event_name: &str,
+    outcome: DeliveryOutcome,
+    detail: &str,
+) -> Result<(), DbErr> {
+    let row = webhook_delivery::ActiveModel {
+        guid: Set(guid.to_owned()),
+        event: Set(event_name.chars().take(64).collect()),
+        action: Set(None),
+        installation_id: Set(None),
+        repository_full_name: Set(None),
+        outcome: Set(outcome),
+        detail: Set(Some(detail.to_owned())),
+        received_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    records::record_delivery(&state.stores.db, row).await?;
+    // A GUID seen before as failed is re-recorded by `record_delivery`; set the outcome itself.
+    records::set_delivery_outcome(&state.stores.db, guid, outcome, detail).await
 }
 
 /// Records that a delivery failed, so operators see it; a redelivery of the GUID is processed.

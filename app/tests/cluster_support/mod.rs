@@ -101,6 +101,8 @@ pub fn meta() -> PreviewMeta {
         pr_number: 12,
         preview_id: 7,
         sha: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+        install_id: "test-install".to_owned(),
+        attempt_id: 3,
     }
 }
 

@@ -224,6 +224,13 @@ impl KubeSim {
         w.objs(rd.plural, if rd.namespaced { namespace } else { None })
     }
 
+    /// The last state of every object of `resource` ever stored in `namespace` (None: all),
+    /// deleted ones included — for objects that lived only briefly (a build namespace).
+    pub fn ever(&self, resource: &str, namespace: Option<&str>) -> Vec<Value> {
+        let w = lock(&self.shared().world);
+        w.written(resource, namespace)
+    }
+
     /// Names of every namespace, Terminating ones included.
     pub fn namespaces(&self) -> Vec<String> {
         let w = lock(&self.shared().world);

@@ -96,6 +96,9 @@ pub(crate) struct World {
     pub(crate) behaviours: Behaviours,
     pub(crate) ctl: CtlState,
     counter: u64,
+    /// The last state of every object ever written, deleted ones included (what an audit log
+    /// would show; tests read it for objects that lived only briefly).
+    written: BTreeMap<Key, Value>,
 }
 
 /// The current time as the API server writes it (RFC 3339, seconds).
@@ -168,6 +171,7 @@ impl World {
             behaviours: Behaviours::default(),
             ctl: CtlState::default(),
             counter: 0,
+            written: BTreeMap::new(),
         }
     }
 
@@ -230,6 +234,7 @@ impl World {
             meta.insert("resourceVersion".to_owned(), json!(rv.to_string()));
             meta.remove("managedFields");
         }
+        self.written.insert(key.clone(), obj.clone());
         let stored = Stored { obj, managed };
         let rendered = stored.render();
         let old = self.objects.insert(key.clone(), stored).map(|s| s.render());
@@ -247,6 +252,16 @@ impl World {
             old,
         });
         rendered
+    }
+
+    /// The last state of every object of `resource` ever written in `ns` (None: all), deleted
+    /// ones included, ordered by namespace and name.
+    pub(crate) fn written(&self, resource: &str, ns: Option<&str>) -> Vec<Value> {
+        self.written
+            .iter()
+            .filter(|(k, _)| k.resource == resource && ns.is_none_or(|n| k.namespace == n))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Removes an object (DELETED with a new resourceVersion); returns its final state.

@@ -1,23 +1,27 @@
-//! The in-cluster image build: a Secret with the git credentials and a one-shot BuildKit Job.
+//! The in-cluster image build: a short-lived namespace of its own, a Secret with the git
+//! credentials and a one-shot BuildKit Job.
 //!
 //! The Job runs rootless BuildKit daemonless (`buildctl-daemonless.sh`): BuildKit fetches the
 //! repository itself at the head sha (`context=<clone url>#<sha>[:<dir>]`), authenticating with
 //! the `GIT_AUTH_TOKEN` build secret, builds the Dockerfile and pushes `<registry>/<repo>:<sha>`.
-//! The token reaches the pod only by reference (`secretKeyRef`); it is a short-lived GitHub App
-//! installation token — mint it scoped to the one repository with `contents: read`, since a
-//! Dockerfile can mount build secrets and the build pod can reach the internet.
+//! The token reaches the pod only by reference (`secretKeyRef`); it is an installation token
+//! minted for this build alone (the one repository, `contents: read`), and it goes away with the
+//! build namespace.
 //!
 //! Pod security, the trade-off: rootless BuildKit creates a user namespace (through the setuid
 //! `newuidmap`) and mounts inside it, which the runtime's default seccomp and AppArmor profiles
 //! forbid. It therefore runs with `seccompProfile: Unconfined`, `appArmorProfile: Unconfined` and
 //! privilege escalation allowed, as BuildKit's own Kubernetes examples do — as uid 1000, not
 //! privileged, capabilities left at the runtime default. Pod Security `restricted` forbids all
-//! three and `baseline` the first two, so no weaker label than `privileged` admits it: the
-//! namespace is applied with `namespace_for_build` for the duration of the build (see
-//! `namespace.rs`). The alternative — a privileged build namespace apart from the preview, or a
-//! shared BuildKit daemon the Job only talks to — isolates better and is the upgrade path; this
-//! keeps one namespace per preview. `--oci-worker-no-process-sandbox` is needed because the pod
-//! cannot unmask `/proc`; it means `RUN` steps share BuildKit's process namespace.
+//! three and `baseline` the first two, so only `privileged` admits it. That level is given to the
+//! **build namespace** alone ([`build_namespace`], `<preview namespace>--b<attempt>`), one per
+//! attempt and deleted when the build ends: the preview's own namespace stays `restricted`, so
+//! nothing a repository's chart creates is ever admitted as privileged. The build namespace has
+//! its own budget ([`build_quota`]) and its own network policies
+//! ([`build_network_policies`]): nothing in, and out only to the cluster DNS, the git host and
+//! the registry ([`EgressTarget`]) — not every address on 443. `--oci-worker-no-process-sandbox`
+//! is needed because the pod cannot unmask `/proc`; it means `RUN` steps share BuildKit's process
+//! namespace.
 //!
 //! Not yet here: registry push credentials (a docker config Secret mounted at `$DOCKER_CONFIG`);
 //! without them the push works only to a registry that accepts it anonymously or by node
@@ -28,17 +32,22 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret, SecretKeySelector,
-    SecurityContext, Volume, VolumeMount,
+    AppArmorProfile, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, Namespace, PodSpec,
+    PodTemplateSpec, ResourceQuota, ResourceQuotaSpec, ResourceRequirements, SeccompProfile,
+    Secret, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::{PreviewMeta, ROLE_BUILD};
+use super::network::{allow_dns, namespace_named, port};
+use super::{ATTEMPT_LABEL, GUARD_RAILS_NAME, PreviewMeta, ROLE_BUILD, ROLE_LABEL};
 use crate::cluster::naming::short_hash;
-use crate::cluster::quantity::{scale_cpu, scale_memory};
+use crate::units::{scale_cpu, scale_memory};
 
 /// Name of the Secret holding the git credentials of the build.
 pub const BUILD_SECRET_NAME: &str = "previewd-git-auth";
@@ -46,11 +55,119 @@ pub const BUILD_SECRET_NAME: &str = "previewd-git-auth";
 /// looks for.
 pub const BUILD_SECRET_KEY: &str = "GIT_AUTH_TOKEN";
 
-/// CPU limit of the build container: half the default namespace budget, so a rebuild fits next
-/// to the running preview's pod. Requests are a quarter of the limits.
-pub const BUILD_CPU: &str = "250m";
-/// Memory limit of the build container (see [`BUILD_CPU`]).
-pub const BUILD_MEMORY: &str = "256Mi";
+/// What one build may use: the build container's limits and the build namespace's quota
+/// (requests are a quarter of the limits). Kubernetes quantities, checked when the configuration
+/// is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildBudget {
+    pub cpu: String,
+    pub memory: String,
+}
+
+impl Default for BuildBudget {
+    fn default() -> Self {
+        Self {
+            cpu: "1".to_owned(),
+            memory: "2Gi".to_owned(),
+        }
+    }
+}
+
+/// Somewhere the build may connect to: the git host and the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EgressTarget {
+    /// An address range (`10.1.2.3/32`, `140.82.112.0/20`, `2001:db8::/64`) on a TCP port.
+    Cidr { cidr: String, port: u16 },
+    /// Pods of a namespace of the cluster (an in-cluster registry) on a TCP port.
+    Namespace { name: String, port: u16 },
+}
+
+/// The build namespace of `meta` (a [`PreviewMeta::for_build`]): Pod Security `privileged`
+/// enforced (warn and audit `restricted`), labelled as the build of its attempt.
+pub fn build_namespace(meta: &PreviewMeta) -> Namespace {
+    super::namespace::namespace_with(
+        meta,
+        "privileged",
+        BTreeMap::from([
+            (ROLE_LABEL.to_owned(), ROLE_BUILD.to_owned()),
+            (ATTEMPT_LABEL.to_owned(), meta.attempt_id.to_string()),
+        ]),
+    )
+}
+
+/// The build namespace's budget: one pod of `budget`.
+pub fn build_quota(meta: &PreviewMeta, budget: &BuildBudget) -> ResourceQuota {
+    let q = |s: &str| Quantity(s.to_owned());
+    ResourceQuota {
+        metadata: meta.object_meta(GUARD_RAILS_NAME),
+        spec: Some(ResourceQuotaSpec {
+            hard: Some(BTreeMap::from([
+                ("requests.cpu".to_owned(), q(&budget.cpu)),
+                ("limits.cpu".to_owned(), q(&budget.cpu)),
+                ("requests.memory".to_owned(), q(&budget.memory)),
+                ("limits.memory".to_owned(), q(&budget.memory)),
+                ("pods".to_owned(), q("1")),
+            ])),
+            ..ResourceQuotaSpec::default()
+        }),
+        ..ResourceQuota::default()
+    }
+}
+
+/// The build namespace's policies: `default-deny` (in and out), `allow-dns`, and
+/// `allow-build-egress` to exactly `targets`.
+pub fn build_network_policies(
+    meta: &PreviewMeta,
+    targets: &[EgressTarget],
+    dns_namespace: &str,
+) -> Vec<NetworkPolicy> {
+    let policy = |name: &str, spec: NetworkPolicySpec| NetworkPolicy {
+        metadata: meta.object_meta(name),
+        spec: Some(spec),
+    };
+    let rules = targets
+        .iter()
+        .map(|target| match target {
+            EgressTarget::Cidr { cidr, port: p } => NetworkPolicyEgressRule {
+                to: Some(vec![NetworkPolicyPeer {
+                    ip_block: Some(IPBlock {
+                        cidr: cidr.clone(),
+                        except: None,
+                    }),
+                    ..NetworkPolicyPeer::default()
+                }]),
+                ports: Some(vec![port("TCP", i32::from(*p))]),
+            },
+            EgressTarget::Namespace { name, port: p } => NetworkPolicyEgressRule {
+                to: Some(vec![NetworkPolicyPeer {
+                    namespace_selector: Some(namespace_named(name)),
+                    ..NetworkPolicyPeer::default()
+                }]),
+                ports: Some(vec![port("TCP", i32::from(*p))]),
+            },
+        })
+        .collect();
+    vec![
+        policy(
+            "default-deny",
+            NetworkPolicySpec {
+                pod_selector: Some(LabelSelector::default()),
+                policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+                ..NetworkPolicySpec::default()
+            },
+        ),
+        policy("allow-dns", allow_dns(dns_namespace)),
+        policy(
+            "allow-build-egress",
+            NetworkPolicySpec {
+                pod_selector: Some(LabelSelector::default()),
+                policy_types: Some(vec!["Egress".to_owned()]),
+                egress: Some(rules),
+                ..NetworkPolicySpec::default()
+            },
+        ),
+    ]
+}
 /// A build taking longer is killed and counts as failed.
 pub const BUILD_DEADLINE_SECONDS: i64 = 30 * 60;
 /// A finished build Job (and its pod, with the logs) is kept this long for diagnosis.
@@ -107,8 +224,9 @@ pub fn build_secret(meta: &PreviewMeta, token: &SecretString) -> Secret {
     }
 }
 
-/// The BuildKit Job building `spec` (see the module documentation for its security context).
-pub fn build_job(meta: &PreviewMeta, spec: &BuildSpec) -> Job {
+/// The BuildKit Job building `spec` within `budget` (see the module documentation for its
+/// security context).
+pub fn build_job(meta: &PreviewMeta, spec: &BuildSpec, budget: &BuildBudget) -> Job {
     let labels = meta.labels_with_role(ROLE_BUILD);
     let context_dir = spec.context.trim_matches('/');
     let git_context = if context_dir.is_empty() || context_dir == "." {
@@ -168,10 +286,10 @@ pub fn build_job(meta: &PreviewMeta, spec: &BuildSpec) -> Job {
             },
         ]),
         resources: Some(ResourceRequirements {
-            limits: Some(resources(BUILD_CPU, BUILD_MEMORY)),
+            limits: Some(resources(&budget.cpu, &budget.memory)),
             requests: Some(resources(
-                &scale_cpu(BUILD_CPU, 1, 4).unwrap_or_else(|| BUILD_CPU.to_owned()),
-                &scale_memory(BUILD_MEMORY, 1, 4).unwrap_or_else(|| BUILD_MEMORY.to_owned()),
+                &scale_cpu(&budget.cpu, 1, 4).unwrap_or_else(|| budget.cpu.clone()),
+                &scale_memory(&budget.memory, 1, 4).unwrap_or_else(|| budget.memory.clone()),
             )),
             ..ResourceRequirements::default()
         }),
@@ -270,7 +388,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_token_reaches_the_job_only_by_reference() {
-        let job = build_job(&meta(), &spec());
+        let job = build_job(&meta(), &spec(), &BuildBudget::default());
         let json = to_apply_json(&job).to_string();
         assert!(
             !json.contains(TOKEN) && !json.contains("ghs_"),
@@ -292,7 +410,7 @@ pub(crate) mod tests {
 
     #[test]
     fn job_runs_buildctl_once_with_a_deadline() {
-        let job = build_job(&meta(), &spec());
+        let job = build_job(&meta(), &spec(), &BuildBudget::default());
         assert_eq!(job.metadata.name.as_deref(), Some("build-0123456789ab"));
         let job_spec = job.spec.clone().unwrap();
         assert_eq!(job_spec.backoff_limit, Some(0));
@@ -330,7 +448,9 @@ pub(crate) mod tests {
             registry_insecure: true,
             ..spec()
         };
-        let args = container(&build_job(&meta(), &spec)).args.unwrap();
+        let args = container(&build_job(&meta(), &spec, &BuildBudget::default()))
+            .args
+            .unwrap();
         let sha = meta().sha;
         assert!(args.contains(&format!(
             "context=https://github.com/acme/web.git#{sha}:services/api"
@@ -343,14 +463,56 @@ pub(crate) mod tests {
 
     #[test]
     fn build_pod_is_rootless_and_bounded() {
-        let c = container(&build_job(&meta(), &spec()));
+        let c = container(&build_job(&meta(), &spec(), &BuildBudget::default()));
         let sc = c.security_context.unwrap();
         assert_eq!(sc.run_as_non_root, Some(true));
         assert_eq!(sc.run_as_user, Some(1000));
         assert_eq!(sc.privileged, Some(false));
         let limits = c.resources.unwrap().limits.unwrap();
-        assert_eq!(limits["cpu"].0, BUILD_CPU);
-        assert_eq!(limits["memory"].0, BUILD_MEMORY);
+        assert_eq!(limits["cpu"].0, "1");
+        assert_eq!(limits["memory"].0, "2Gi");
+    }
+
+    #[test]
+    fn the_build_namespace_is_privileged_bounded_and_closed() {
+        let meta = meta().for_build();
+        assert_eq!(meta.namespace, "acme-web-pr-12--b41");
+        let ns = build_namespace(&meta);
+        let labels = ns.metadata.labels.unwrap();
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "privileged");
+        assert_eq!(labels["pod-security.kubernetes.io/warn"], "restricted");
+        assert_eq!(labels[ROLE_LABEL], ROLE_BUILD);
+        assert_eq!(labels[ATTEMPT_LABEL], "41");
+        let hard = build_quota(&meta, &BuildBudget::default())
+            .spec
+            .unwrap()
+            .hard
+            .unwrap();
+        assert_eq!(hard["pods"].0, "1");
+        assert_eq!(hard["limits.cpu"].0, "1");
+        let targets = [
+            EgressTarget::Cidr {
+                cidr: "140.82.112.3/32".into(),
+                port: 443,
+            },
+            EgressTarget::Namespace {
+                name: "registry".into(),
+                port: 5000,
+            },
+        ];
+        let policies = build_network_policies(&meta, &targets, "kube-system");
+        let egress = policies[2].spec.clone().unwrap().egress.unwrap();
+        assert_eq!(egress.len(), 2);
+        let to = |i: usize| egress[i].to.clone().unwrap()[0].clone();
+        assert_eq!(to(0).ip_block.unwrap().cidr, "140.82.112.3/32");
+        assert_eq!(
+            egress[1].ports.clone().unwrap()[0].port,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(5000))
+        );
+        assert!(to(1).namespace_selector.is_some());
+        for p in &policies {
+            assert_eq!(p.metadata.namespace.as_deref(), Some("acme-web-pr-12--b41"));
+        }
     }
 
     #[test]

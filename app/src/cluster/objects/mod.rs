@@ -3,7 +3,8 @@
 //! Each builder takes the preview's [`PreviewMeta`] (namespace and identity, which become labels
 //! and annotations) and the settings of one concern, and returns a k8s-openapi object ready for
 //! server-side apply: `namespace.rs` (the namespace and its guard rails: quota, limits),
-//! `network.rs` (network policies), `build.rs` (the in-cluster image build), `web.rs` (the
+//! `network.rs` (network policies), `build.rs` (the in-cluster image build in a namespace of
+//! its own), `web.rs` (the
 //! built-in single web service). Keeping them pure keeps them testable: the unit tests check
 //! their shape, `app/tests/k8s_schemas.rs` validates them against the Kubernetes 1.35 schemas.
 //! [`to_apply_json`] turns any of them into the body of an apply request.
@@ -18,15 +19,14 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::naming::{is_dns1123_label, label_value};
-use super::quantity::{parse_cpu, parse_memory};
+use crate::units::Quantity;
 
 pub use build::{
-    BUILD_CPU, BUILD_DEADLINE_SECONDS, BUILD_MEMORY, BUILD_SECRET_KEY, BUILD_SECRET_NAME,
-    BUILD_TTL_SECONDS, BuildSpec, build_job, build_job_name, build_secret,
+    BUILD_DEADLINE_SECONDS, BUILD_SECRET_KEY, BUILD_SECRET_NAME, BUILD_TTL_SECONDS, BuildBudget,
+    BuildSpec, EgressTarget, build_job, build_job_name, build_namespace, build_network_policies,
+    build_quota, build_secret,
 };
-pub use namespace::{
-    GUARD_RAILS_NAME, limit_range, namespace, namespace_for_build, resource_quota,
-};
+pub use namespace::{GUARD_RAILS_NAME, limit_range, namespace, resource_quota};
 pub use network::{NETWORK_POLICY_NAMES, network_policies};
 pub use web::{WEB_NAME, WebService, deployment, ingress, service};
 
@@ -42,6 +42,17 @@ pub const REPO_LABEL: &str = "previewd.dev/repo";
 pub const PR_LABEL: &str = "previewd.dev/pr";
 /// Label: the preview's database id.
 pub const PREVIEW_ID_LABEL: &str = "previewd.dev/preview-id";
+/// Label: the install that created the object (sweeps touch only their own install's objects,
+/// and a namespace without it is never adopted).
+pub const INSTALL_LABEL: &str = "previewd.dev/install";
+/// Label on pod templates and build namespaces: the deploy attempt they belong to, so failures
+/// are read from the current attempt's objects only, and every attempt rolls its pods.
+pub const ATTEMPT_LABEL: &str = "previewd.dev/attempt";
+/// Label on every object of a preview's workload (chart or built-in): objects carrying it that a
+/// later deploy no longer contains are pruned.
+pub const PART_LABEL: &str = "previewd.dev/part";
+/// [`PART_LABEL`] value of workload objects.
+pub const PART_WORKLOAD: &str = "workload";
 /// Label on pods saying what they are for; network policies select on it.
 pub const ROLE_LABEL: &str = "previewd.dev/role";
 /// [`ROLE_LABEL`] of image-build pods (the only pods allowed out to the internet).
@@ -67,6 +78,10 @@ pub struct PreviewMeta {
     pub preview_id: i64,
     /// The head commit being deployed.
     pub sha: String,
+    /// This install's id ([`INSTALL_LABEL`]).
+    pub install_id: String,
+    /// The deploy attempt ([`ATTEMPT_LABEL`]).
+    pub attempt_id: i64,
 }
 
 impl PreviewMeta {
@@ -78,7 +93,26 @@ impl PreviewMeta {
             (REPO_LABEL.to_owned(), label_value(&self.repo_full_name)),
             (PR_LABEL.to_owned(), self.pr_number.to_string()),
             (PREVIEW_ID_LABEL.to_owned(), self.preview_id.to_string()),
+            (INSTALL_LABEL.to_owned(), label_value(&self.install_id)),
         ])
+    }
+
+    /// The labels of a pod template of the workload: the role, and the attempt.
+    pub fn pod_labels(&self, role: &str) -> BTreeMap<String, String> {
+        let mut labels = self.labels_with_role(role);
+        labels.insert(ATTEMPT_LABEL.to_owned(), self.attempt_id.to_string());
+        labels
+    }
+
+    /// The same preview, addressed in the short-lived namespace of this attempt's image build.
+    pub fn for_build(&self) -> Self {
+        Self {
+            namespace: crate::cluster::naming::build_namespace_name(
+                &self.namespace,
+                self.attempt_id,
+            ),
+            ..self.clone()
+        }
     }
 
     /// The labels plus `previewd.dev/role=<role>` (pods and what selects them).
@@ -141,13 +175,13 @@ impl GuardRails {
     /// Checks the quantities parse and the namespaces are namespace names; the error names the
     /// offending setting.
     pub fn validate(&self) -> Result<(), String> {
-        if parse_cpu(&self.cpu).is_none() {
+        if Quantity::cpu(&self.cpu).is_err() {
             return Err(format!(
                 "guard rail cpu {:?} is not a CPU quantity like 500m or 2",
                 self.cpu
             ));
         }
-        if parse_memory(&self.memory).is_none() {
+        if Quantity::memory(&self.memory).is_err() {
             return Err(format!(
                 "guard rail memory {:?} is not a memory quantity like 512Mi or 1Gi",
                 self.memory
@@ -194,13 +228,16 @@ pub(crate) mod tests {
             pr_number: 12,
             preview_id: 7,
             sha: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+            install_id: "test-install".to_owned(),
+            attempt_id: 41,
         }
     }
 
     #[test]
     fn labels_identify_the_preview() {
         let labels = meta().labels();
-        assert_eq!(labels.len(), 4);
+        assert_eq!(labels.len(), 5);
+        assert_eq!(labels[INSTALL_LABEL], "test-install");
         assert_eq!(labels[MANAGED_BY_LABEL], "previewd");
         assert_eq!(labels[REPO_LABEL], label_value("acme/web"));
         assert_eq!(labels[PR_LABEL], "12");

@@ -1,16 +1,15 @@
 //! The preview namespace and the guard rails created in it before anything else.
 //!
 //! Pod Security Admission (PSA) is configured by namespace labels and checked when a pod is
-//! created. Previews run `restricted` ([`namespace`]). The one exception is the in-cluster image
-//! build: rootless BuildKit needs what neither `restricted` nor `baseline` allow (see `build.rs`),
-//! so while a build runs the namespace is applied with [`namespace_for_build`] (`enforce:
-//! privileged`, still warning and auditing against `restricted`), and set back to `restricted`
-//! before the workload is applied — so the preview's own pods are admitted under `restricted`.
+//! created. Preview namespaces are `restricted` for enforce, warn and audit, always: the one
+//! thing that needs more — the rootless in-cluster image build — runs in a short-lived build
+//! namespace of its own (`build.rs`), so nothing a repository's chart creates is ever admitted
+//! under a weaker level.
 //!
 //! The ResourceQuota bounds the whole namespace (requests and limits of CPU and memory, pod
-//! count); since a quota on CPU and memory makes Kubernetes refuse pods without those resources,
-//! the LimitRange gives every container defaults: half the namespace's budget as limit, a quarter
-//! of that as request.
+//! count) and holds the workload alone (the build has its own budget). Since a quota on CPU and
+//! memory makes Kubernetes refuse pods without those resources, the LimitRange gives every
+//! container defaults: half the namespace's budget as limit, a quarter of that as request.
 
 use std::collections::BTreeMap;
 
@@ -21,42 +20,26 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{GuardRails, PreviewMeta};
-use crate::cluster::quantity::{scale_cpu, scale_memory};
+use crate::units::{scale_cpu, scale_memory};
 
 /// Name of the ResourceQuota and of the LimitRange.
 pub const GUARD_RAILS_NAME: &str = "previewd-guard-rails";
 
-/// Pod Security Standard enforced on a namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PodSecurity {
-    Restricted,
-    Privileged,
-}
-
 /// The preview namespace: previewd's labels and annotations, and Pod Security Admission
 /// `restricted` for enforce, warn and audit.
 pub fn namespace(meta: &PreviewMeta) -> Namespace {
-    namespace_with(meta, PodSecurity::Restricted)
+    namespace_with(meta, "restricted", BTreeMap::new())
 }
 
-/// The preview namespace while an in-cluster image build runs: PSA `enforce: privileged`
-/// (rootless BuildKit needs an unconfined seccomp and AppArmor profile and privilege escalation
-/// for `newuidmap`), `warn`/`audit` still `restricted`. Apply [`namespace`] again once the build
-/// has finished and before applying the workload: PSA is checked at pod creation, so pods created
-/// afterwards are held to `restricted` again.
-///
-/// Residual risk, accepted for simplicity: a pod re-created by an already-applied workload
-/// during a rebuild (say, its ReplicaSet replacing a pod) is admitted under `privileged`.
-pub fn namespace_for_build(meta: &PreviewMeta) -> Namespace {
-    namespace_with(meta, PodSecurity::Privileged)
-}
-
-fn namespace_with(meta: &PreviewMeta, enforce: PodSecurity) -> Namespace {
-    let enforce = match enforce {
-        PodSecurity::Restricted => "restricted",
-        PodSecurity::Privileged => "privileged",
-    };
+/// A namespace of `meta` enforcing Pod Security level `enforce` (warning and auditing against
+/// `restricted` whatever it enforces), with `extra` labels.
+pub(super) fn namespace_with(
+    meta: &PreviewMeta,
+    enforce: &str,
+    extra: BTreeMap<String, String>,
+) -> Namespace {
     let mut labels = meta.labels();
+    labels.extend(extra);
     for (key, value) in [
         ("pod-security.kubernetes.io/enforce", enforce),
         ("pod-security.kubernetes.io/enforce-version", "latest"),
@@ -154,14 +137,6 @@ mod tests {
             labels["pod-security.kubernetes.io/enforce-version"],
             "latest"
         );
-    }
-
-    #[test]
-    fn build_namespace_relaxes_enforce_only() {
-        let labels = labels(&namespace_for_build(&meta()));
-        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "privileged");
-        assert_eq!(labels["pod-security.kubernetes.io/warn"], "restricted");
-        assert_eq!(labels["pod-security.kubernetes.io/audit"], "restricted");
     }
 
     #[test]

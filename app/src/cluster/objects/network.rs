@@ -4,50 +4,37 @@
 //! set is: `default-deny` (every pod, ingress and egress, no rules); `allow-ingress-controller`
 //! (inbound from the ingress controller's namespace, the only way in); `allow-same-namespace`
 //! (pods of the preview talk to each other — a chart's web app and its database — and to
-//! nothing in other namespaces); `allow-dns` (out to the cluster DNS pods on 53/UDP+TCP);
-//! `allow-build-egress` (build pods only, out to port 443 anywhere but link-local addresses:
-//! the build clones from GitHub and pushes to the registry; the workload cannot reach the
-//! internet). Namespaces are selected by `kubernetes.io/metadata.name`, which Kubernetes sets.
+//! nothing in other namespaces); `allow-dns` (out to the cluster DNS pods on 53/UDP+TCP). The
+//! workload cannot reach the internet; the image build, which must reach the git host and the
+//! registry, runs in a namespace of its own with policies of its own (`build.rs`). Namespaces
+//! are selected by `kubernetes.io/metadata.name`, which Kubernetes sets.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{GuardRails, PreviewMeta, ROLE_BUILD, ROLE_LABEL};
+use super::{GuardRails, PreviewMeta};
 
 /// Names of the policies, in the order [`network_policies`] returns them.
-pub const NETWORK_POLICY_NAMES: [&str; 5] = [
+pub const NETWORK_POLICY_NAMES: [&str; 4] = [
     "default-deny",
     "allow-ingress-controller",
     "allow-same-namespace",
     "allow-dns",
-    "allow-build-egress",
 ];
 
 /// The preview namespace's network policies (see the module documentation).
 pub fn network_policies(meta: &PreviewMeta, rails: &GuardRails) -> Vec<NetworkPolicy> {
     let all_pods = LabelSelector::default();
     let both = Some(vec!["Ingress".to_owned(), "Egress".to_owned()]);
-    let namespace_named = |name: &str| LabelSelector {
-        match_labels: Some(BTreeMap::from([(
-            "kubernetes.io/metadata.name".to_owned(),
-            name.to_owned(),
-        )])),
-        ..LabelSelector::default()
-    };
     let same_namespace = NetworkPolicyPeer {
         pod_selector: Some(LabelSelector::default()),
         ..NetworkPolicyPeer::default()
-    };
-    let port = |protocol: &str, number: i32| NetworkPolicyPort {
-        protocol: Some(protocol.to_owned()),
-        port: Some(IntOrString::Int(number)),
-        ..NetworkPolicyPort::default()
     };
     let policy = |name: &str, spec: NetworkPolicySpec| NetworkPolicy {
         metadata: meta.object_meta(name),
@@ -93,63 +80,52 @@ pub fn network_policies(meta: &PreviewMeta, rails: &GuardRails) -> Vec<NetworkPo
                 }]),
             },
         ),
-        policy(
-            NETWORK_POLICY_NAMES[3],
-            NetworkPolicySpec {
-                pod_selector: Some(all_pods),
-                policy_types: Some(vec!["Egress".to_owned()]),
-                egress: Some(vec![NetworkPolicyEgressRule {
-                    to: Some(vec![NetworkPolicyPeer {
-                        namespace_selector: Some(namespace_named(&rails.dns_namespace)),
-                        pod_selector: Some(LabelSelector {
-                            match_labels: Some(BTreeMap::from([(
-                                "k8s-app".to_owned(),
-                                "kube-dns".to_owned(),
-                            )])),
-                            ..LabelSelector::default()
-                        }),
-                        ..NetworkPolicyPeer::default()
-                    }]),
-                    ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
-                }]),
-                ..NetworkPolicySpec::default()
-            },
-        ),
-        policy(
-            NETWORK_POLICY_NAMES[4],
-            NetworkPolicySpec {
+        policy(NETWORK_POLICY_NAMES[3], allow_dns(&rails.dns_namespace)),
+    ]
+}
+
+/// Egress from every pod to the cluster DNS pods (`k8s-app=kube-dns` in `dns_namespace`) on
+/// port 53, UDP and TCP.
+pub(super) fn allow_dns(dns_namespace: &str) -> NetworkPolicySpec {
+    NetworkPolicySpec {
+        pod_selector: Some(LabelSelector::default()),
+        policy_types: Some(vec!["Egress".to_owned()]),
+        egress: Some(vec![NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(namespace_named(dns_namespace)),
                 pod_selector: Some(LabelSelector {
                     match_labels: Some(BTreeMap::from([(
-                        ROLE_LABEL.to_owned(),
-                        ROLE_BUILD.to_owned(),
+                        "k8s-app".to_owned(),
+                        "kube-dns".to_owned(),
                     )])),
                     ..LabelSelector::default()
                 }),
-                policy_types: Some(vec!["Egress".to_owned()]),
-                egress: Some(vec![NetworkPolicyEgressRule {
-                    to: Some(vec![
-                        NetworkPolicyPeer {
-                            ip_block: Some(IPBlock {
-                                cidr: "0.0.0.0/0".to_owned(),
-                                // Link-local: cloud metadata endpoints live there.
-                                except: Some(vec!["169.254.0.0/16".to_owned()]),
-                            }),
-                            ..NetworkPolicyPeer::default()
-                        },
-                        NetworkPolicyPeer {
-                            ip_block: Some(IPBlock {
-                                cidr: "::/0".to_owned(),
-                                except: Some(vec!["fe80::/10".to_owned()]),
-                            }),
-                            ..NetworkPolicyPeer::default()
-                        },
-                    ]),
-                    ports: Some(vec![port("TCP", 443)]),
-                }]),
-                ..NetworkPolicySpec::default()
-            },
-        ),
-    ]
+                ..NetworkPolicyPeer::default()
+            }]),
+            ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
+        }]),
+        ..NetworkPolicySpec::default()
+    }
+}
+
+/// A selector of the namespace called `name` (Kubernetes labels every namespace with it).
+pub(super) fn namespace_named(name: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_owned(),
+            name.to_owned(),
+        )])),
+        ..LabelSelector::default()
+    }
+}
+
+/// `protocol` port `number`.
+pub(super) fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some(protocol.to_owned()),
+        port: Some(IntOrString::Int(number)),
+        ..NetworkPolicyPort::default()
+    }
 }
 
 #[cfg(test)]
@@ -241,27 +217,19 @@ mod tests {
     }
 
     #[test]
-    fn only_build_pods_reach_out_and_only_on_443() {
-        let spec = by_name("allow-build-egress");
-        let selector = spec.pod_selector.unwrap().match_labels.unwrap();
-        assert_eq!(selector.len(), 1);
-        assert_eq!(selector[ROLE_LABEL], ROLE_BUILD);
-        let rule = &spec.egress.unwrap()[0];
-        let ports = rule.ports.as_ref().unwrap();
-        assert_eq!(ports.len(), 1);
-        assert_eq!(ports[0].port, Some(IntOrString::Int(443)));
-        // No other policy allows egress beyond the namespace and DNS.
-        for name in [
-            "default-deny",
-            "allow-ingress-controller",
-            "allow-same-namespace",
-        ] {
-            for rule in by_name(name).egress.unwrap_or_default() {
+    fn no_preview_pod_reaches_beyond_the_namespace_and_dns() {
+        for policy in network_policies(&meta(), &GuardRails::default()) {
+            let name = policy.metadata.name.clone().unwrap_or_default();
+            for rule in policy.spec.unwrap().egress.unwrap_or_default() {
                 for peer in rule.to.unwrap_or_default() {
-                    assert!(
-                        peer.ip_block.is_none() && peer.namespace_selector.is_none(),
-                        "{name}"
-                    );
+                    assert!(peer.ip_block.is_none(), "{name}");
+                    if let Some(ns) = peer.namespace_selector {
+                        assert_eq!(name, "allow-dns");
+                        assert_eq!(
+                            ns.match_labels.unwrap()["kubernetes.io/metadata.name"],
+                            "kube-system"
+                        );
+                    }
                 }
             }
         }

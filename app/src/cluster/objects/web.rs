@@ -26,7 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{MANAGED_BY, MANAGED_BY_LABEL, PreviewMeta, ROLE_WEB};
-use crate::cluster::quantity::{scale_cpu, scale_memory};
+use crate::units::{scale_cpu, scale_memory};
 
 /// Name of the Deployment, Service and Ingress of the built-in web service.
 pub const WEB_NAME: &str = "web";
@@ -69,7 +69,7 @@ fn selector_labels() -> BTreeMap<String, String> {
 
 /// The web Deployment (see the module documentation).
 pub fn deployment(meta: &PreviewMeta, web: &WebService) -> Deployment {
-    let mut pod_labels = meta.labels_with_role(ROLE_WEB);
+    let mut pod_labels = meta.pod_labels(ROLE_WEB);
     pod_labels.extend(selector_labels());
     let url = format!("https://{}", web.host);
     let mut env: Vec<EnvVar> = [
