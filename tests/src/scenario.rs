@@ -87,6 +87,16 @@ pub struct Scenario {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     next_sha: u64,
+    /// What a worker started later ([`Scenario::start_worker`]) runs with.
+    worker_parts: WorkerParts,
+}
+
+/// The configuration and connections workers of a scenario are made from.
+struct WorkerParts {
+    stores: Stores,
+    github: previewd::config::GithubConfig,
+    config: previewd::config::WorkerConfig,
+    public_url: url::Url,
 }
 
 impl Scenario {
@@ -125,6 +135,7 @@ impl Scenario {
             "--reconcile-interval=1s".into(),
             "--expiry-interval=1s".into(),
             "--redelivery-interval=off".into(),
+            format!("--helm-bin={}", helm_bin()),
         ];
         args.extend(options.settings.iter().cloned());
         let settings = Cli::try_parse_from(&args)?.settings;
@@ -149,13 +160,16 @@ impl Scenario {
             web::router(state),
             signal(stopped.clone()),
         ))];
+        let worker_parts = WorkerParts {
+            stores: stores.clone(),
+            github: github.clone(),
+            config: worker_config.clone(),
+            public_url: public_url.clone(),
+        };
         for i in 0..options.workers {
-            let mut config = worker_config.clone();
-            config.name = format!("test-worker-{i}");
-            let mut worker =
-                Worker::connect(config, stores.clone(), &github, public_url.clone()).await?;
-            worker.retry_backoff = Duration::from_millis(50);
-            tasks.push(tokio::spawn(worker.run(signal(stopped.clone()))));
+            tasks.push(
+                spawn_worker(&worker_parts, &format!("test-worker-{i}"), stopped.clone()).await?,
+            );
         }
 
         gh.set_webhook_url(&format!("{app_url}/webhooks/github"));
@@ -175,7 +189,15 @@ impl Scenario {
             stop,
             tasks,
             next_sha: 0,
+            worker_parts,
         })
+    }
+
+    /// Starts one more worker, in this process, named `name` (stopped with the scenario).
+    pub async fn start_worker(&mut self, name: &str) -> anyhow::Result<()> {
+        let task = spawn_worker(&self.worker_parts, name, self.stop.subscribe()).await?;
+        self.tasks.push(task);
+        Ok(())
     }
 
     /// A `previewd-worker` process (binary at `bin`) named `name`, configured like this scenario.
@@ -362,7 +384,7 @@ impl Scenario {
     pub async fn install_id(&self) -> anyhow::Result<String> {
         Ok(
             previewd::previews::records::install_setting(&self.db, "install_id", || {
-                unreachable!("the workers made it when they started")
+                uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
             })
             .await?,
         )
@@ -372,15 +394,30 @@ impl Scenario {
     /// run per attempt.
     pub async fn check_invariants(&self) -> anyhow::Result<()> {
         use previewd_entity::deploy_attempt;
+        let current: Vec<i64> = previewd_entity::repository::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter(|r| r.removed_at.is_none())
+            .map(|r| r.id)
+            .collect();
         for pr in pull_request::Entity::find().all(&self.db).await? {
+            if !current.contains(&pr.repository_id) {
+                continue;
+            }
             let number = u64::try_from(pr.number).unwrap_or_default();
-            let sticky = self
+            let sticky: Vec<String> = self
                 .gh
                 .comments(REPO, number)
-                .iter()
+                .into_iter()
                 .filter(|c| c.body.contains(previewd::previews::report::COMMENT_MARKER))
-                .count();
-            anyhow::ensure!(sticky <= 1, "#{number} has {sticky} sticky comments");
+                .map(|c| c.body)
+                .collect();
+            anyhow::ensure!(
+                sticky.len() <= 1,
+                "#{number} has {} sticky comments: {sticky:#?}",
+                sticky.len()
+            );
         }
         for attempt in deploy_attempt::Entity::find().all(&self.db).await? {
             let runs = self
@@ -419,6 +456,27 @@ impl Scenario {
     }
 }
 
+/// A worker named `name` running until `stopped` turns true.
+async fn spawn_worker(
+    parts: &WorkerParts,
+    name: &str,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let mut config = parts.config.clone();
+    config.name = name.to_owned();
+    let mut worker = Worker::connect(
+        config,
+        parts.stores.clone(),
+        &parts.github,
+        parts.public_url.clone(),
+    )
+    .await?;
+    worker.retry_backoff = Duration::from_millis(50);
+    Ok(tokio::spawn(worker.run(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    })))
+}
+
 /// Runs `story` on a fresh scenario, then tears it down whatever happened: on success, the
 /// teardown's checks decide; on an error or a panic, that is reported after the teardown ran.
 pub async fn run(
@@ -446,6 +504,19 @@ pub async fn run(
         }
         Ok(Ok(())) => teardown,
     }
+}
+
+/// The `helm` the tests render charts with: `HELM_BIN`, else the one `scripts/install-tools`
+/// puts in `.tools/bin`, else `helm` on the PATH.
+pub fn helm_bin() -> String {
+    std::env::var("HELM_BIN").unwrap_or_else(|_| {
+        let tools = concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/bin/helm");
+        if std::path::Path::new(tools).is_file() {
+            tools.to_owned()
+        } else {
+            "helm".to_owned()
+        }
+    })
 }
 
 /// `--flag=value` settings with only the last value of each flag (later ones override), for a

@@ -126,6 +126,9 @@ async fn alert(ctx: &JobContext, job: &CleanupJob, generation: i64, tries: u32, 
         Ok(false) => return, // asked for again meanwhile: not a failure of the preview it is now
         Err(e) => tracing::error!(error = %e, "could not flag the failed cleanup"),
     }
+    if actx.repository.removed_at.is_some() {
+        return;
+    }
     let state = CommentState::CleanupFailed {
         message: format!("{message} (after {tries} tries)"),
     };
@@ -179,6 +182,11 @@ async fn remove_locked(
         return Ok(());
     }
     tracing::info!(preview = preview.id, namespace = %preview.namespace, reason = %job.reason, "preview removed");
+    if actx.repository.removed_at.is_some() {
+        // The repository is gone from the App (or from GitHub, its name maybe taken by a new
+        // one): there is nothing of this preview left on GitHub to tell.
+        return Ok(());
+    }
 
     // GitHub: the deployment inactive, the comment says why. Best effort.
     if let Some(deployment) = preview.github_deployment_id

@@ -164,6 +164,9 @@ pub async fn reconcile(ctx: &JobContext, queues: &Queues) -> Result<Summary, Err
     let mut summary = Summary::default();
     // GitHub is the authority on installations and their repositories: learn any the webhooks
     // did not tell (an `installation` delivery lost, or previewd installed before this database).
+    // Only repositories GitHub lists now are reconciled: a row of a repository deleted on
+    // GitHub (its name maybe taken by a new one) must not be compared with the new one's pulls.
+    let mut listed: HashSet<i64> = HashSet::new();
     for (id, account, kind, suspended) in ctx.github.installations().await? {
         if suspended {
             continue;
@@ -172,7 +175,16 @@ pub async fn reconcile(ctx: &JobContext, queues: &Queues) -> Result<Summary, Err
         match ctx.github.installation_repositories(id).await {
             Ok(repos) => {
                 for repo in repos {
-                    records::upsert_repository(&ctx.db, id, &repo).await?;
+                    listed.insert(repo.id);
+                    // A repository created again under a known name replaces the old one,
+                    // whose previews go.
+                    lifecycle::in_transaction(&ctx.db, queues, async |txn| {
+                        let replaced = records::upsert_repository(txn, id, &repo).await?;
+                        let work =
+                            intake::remove_all(txn, &replaced, &Removal::RepositoryRemoved).await?;
+                        Ok(((), work))
+                    })
+                    .await?;
                 }
             }
             Err(e) => {
@@ -182,6 +194,9 @@ pub async fn reconcile(ctx: &JobContext, queues: &Queues) -> Result<Summary, Err
     }
     for inst in records::active_installations(&ctx.db).await? {
         for repo in records::active_repositories_of(&ctx.db, inst.id).await? {
+            if !listed.contains(&repo.id) {
+                continue;
+            }
             match reconcile_repository(ctx, queues, &repo).await {
                 Ok(replayed) => summary.replayed += replayed,
                 Err(e) => {

@@ -302,7 +302,22 @@ async fn pull_request(
     origin: Origin,
 ) -> Result<Decision, DbErr> {
     records::ensure_installation(db, installation, repo.name.owner()).await?;
-    records::upsert_repository(db, installation, repo).await?;
+    let replaced = records::upsert_repository(db, installation, repo).await?;
+    let gone = remove_all(db, &replaced, &Removal::RepositoryRemoved).await?;
+    let mut decision = pull_request_event(db, action, repo, pr, sender, label, origin).await?;
+    decision.work.extend(gone);
+    Ok(decision)
+}
+
+async fn pull_request_event(
+    db: &impl ConnectionTrait,
+    action: PullRequestAction,
+    repo: &Repo,
+    pr: &PullRequest,
+    sender: &str,
+    label: Option<&str>,
+    origin: Origin,
+) -> Result<Decision, DbErr> {
     let state = match action {
         PullRequestAction::Closed if pr.merged => PullRequestState::Merged,
         PullRequestAction::Closed => PullRequestState::Closed,
@@ -399,7 +414,7 @@ async fn comment_command(
 }
 
 /// Removes every live preview of `repositories` for `removal`.
-async fn remove_all(
+pub async fn remove_all(
     db: &impl ConnectionTrait,
     repositories: &[i64],
     removal: &Removal,

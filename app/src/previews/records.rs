@@ -103,13 +103,25 @@ pub async fn mark_installation(
     row.update(db).await.map(drop)
 }
 
-/// Inserts or refreshes a repository of an installation.
+/// Inserts or refreshes a repository of an installation. GitHub names are unique at any moment:
+/// another repository previewd knows under this name (deleted, and this one created in its
+/// place) is marked removed; its ids are returned, so its previews can be removed too.
 pub async fn upsert_repository(
     db: &impl ConnectionTrait,
     installation: i64,
     repo: &Repo,
-) -> Result<(), DbErr> {
+) -> Result<Vec<i64>, DbErr> {
     let now = Utc::now();
+    let replaced: Vec<i64> = repository::Entity::find()
+        .filter(repository::Column::FullName.eq(repo.name.as_str()))
+        .filter(repository::Column::Id.ne(repo.id))
+        .filter(repository::Column::RemovedAt.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    mark_repositories_removed(db, &replaced).await?;
     let row = repository::ActiveModel {
         id: Set(repo.id),
         installation_id: Set(installation),
@@ -134,8 +146,8 @@ pub async fn upsert_repository(
                 .to_owned(),
         )
         .exec_without_returning(db)
-        .await
-        .map(drop)
+        .await?;
+    Ok(replaced)
 }
 
 /// Marks repositories removed from an installation (their rows stay).

@@ -30,6 +30,8 @@ pub enum FailureKind {
     Unschedulable,
     ReadinessTimeout,
     DeployTimeout,
+    /// A namespace of the preview's name exists that this previewd did not create.
+    NamespaceTaken,
     Infrastructure,
 }
 
@@ -46,6 +48,7 @@ impl FailureKind {
             Self::Unschedulable => "unschedulable",
             Self::ReadinessTimeout => "readiness_timeout",
             Self::DeployTimeout => "deploy_timeout",
+            Self::NamespaceTaken => "namespace_taken",
             Self::Infrastructure => "infrastructure",
         }
     }
@@ -62,6 +65,7 @@ impl FailureKind {
             Self::Unschedulable => "pods cannot be scheduled",
             Self::ReadinessTimeout => "never became ready",
             Self::DeployTimeout => "deploy timed out",
+            Self::NamespaceTaken => "namespace taken",
             Self::Infrastructure => "infrastructure error",
         }
     }
@@ -93,6 +97,9 @@ impl FailureKind {
             }
             Self::DeployTimeout => {
                 "The whole deploy took longer than allowed; a slow build is the usual cause."
+            }
+            Self::NamespaceTaken => {
+                "previewd never takes over a namespace it did not create; a cluster operator must remove or rename it, then Redeploy."
             }
             Self::Infrastructure => {
                 "previewd could not reach GitHub or the cluster; it retried. Redeploy later."

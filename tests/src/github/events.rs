@@ -28,7 +28,7 @@ fn bytes(v: &Value) -> Vec<u8> {
 
 impl GitHubSim {
     /// A `pull_request` payload for `repo#number` with `action` and extra top-level fields.
-    fn pr_payload(
+    pub(super) fn pr_payload(
         &self,
         st: &State,
         repo: &str,
@@ -54,7 +54,14 @@ impl GitHubSim {
 
     /// Opens a pull request (`pull_request.opened`).
     pub async fn open_pr(&self, repo: &str, new: NewPr) -> (Pr, Delivery) {
-        let (snapshot, body) = {
+        let (snapshot, body) = self.render_open_pr(repo, new);
+        let delivery = webhooks::send(self.shared(), "pull_request", body).await;
+        (snapshot, delivery)
+    }
+
+    /// Opens a pull request in the state and renders its `pull_request.opened` payload.
+    pub(super) fn render_open_pr(&self, repo: &str, new: NewPr) -> (Pr, Vec<u8>) {
+        {
             let mut st = self.shared().lock();
             let key = State::key(repo);
             st.repo_or_panic(repo);
@@ -103,14 +110,18 @@ impl GitHubSim {
             let snapshot = r.prs[&number].snapshot(r);
             let body = self.pr_payload(&st, repo, number, "opened", &new.author, json!({}));
             (snapshot, body)
-        };
-        let delivery = webhooks::send(self.shared(), "pull_request", body).await;
-        (snapshot, delivery)
+        }
     }
 
     /// Pushes `new_sha` to the pull request's head (`pull_request.synchronize`).
     pub async fn push(&self, repo: &str, number: u64, new_sha: &str) -> Delivery {
-        let body = {
+        let body = self.render_push(repo, number, new_sha);
+        webhooks::send(self.shared(), "pull_request", body).await
+    }
+
+    /// Moves the pull request's head in the state and renders its `synchronize` payload.
+    pub(super) fn render_push(&self, repo: &str, number: u64, new_sha: &str) -> Vec<u8> {
+        {
             let mut st = self.shared().lock();
             let r = st.repo_or_panic(repo);
             r.known_refs.insert(new_sha.to_owned());
@@ -129,8 +140,7 @@ impl GitHubSim {
                 &sender,
                 json!({"before": before, "after": new_sha}),
             )
-        };
-        webhooks::send(self.shared(), "pull_request", body).await
+        }
     }
 
     /// Closes the pull request, merged or not (`pull_request.closed`). A merge moves the default
@@ -181,7 +191,7 @@ impl GitHubSim {
         webhooks::send(self.shared(), "pull_request", body).await
     }
 
-    fn label_event(
+    pub(super) fn label_event(
         &self,
         repo: &str,
         number: u64,

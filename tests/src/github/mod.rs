@@ -34,6 +34,7 @@ pub mod faults;
 pub mod model;
 mod payloads;
 mod reply;
+mod repositories;
 pub mod routes;
 mod server;
 mod state;

@@ -109,7 +109,7 @@ impl From<ClusterError> for Stop {
         match e {
             e if e.is_retryable() => Self::Infra(e.to_string()),
             e @ ClusterError::NotOurs { .. } => {
-                Self::User(Failure::new(FailureKind::Infrastructure, e.to_string()))
+                Self::User(Failure::new(FailureKind::NamespaceTaken, e.to_string()))
             }
             e => Self::User(Failure::new(
                 FailureKind::Infrastructure,
