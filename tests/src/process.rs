@@ -112,6 +112,11 @@ impl Running {
         }
     }
 
+    /// Every line logged so far that no wait has consumed, without waiting for more.
+    pub fn drain(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
     /// Reads the bound address from the "listening" log line.
     pub fn listen_addr(&self) -> String {
         let line = self.wait_for_line("listening", Duration::from_secs(30));
