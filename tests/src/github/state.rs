@@ -35,9 +35,8 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("contents", "read"),
     ("deployments", "write"),
     ("issues", "write"),
-    ("members", "read"),
     ("metadata", "read"),
-    ("pull_requests", "write"),
+    ("pull_requests", "read"),
 ];
 
 /// What the server tasks and the test's handle share.
