@@ -10,6 +10,7 @@ pub mod github;
 pub mod kube;
 pub mod process;
 pub mod redis_server;
+pub mod registration;
 pub mod scenario;
 pub mod wait;
 

@@ -3,11 +3,12 @@
 //! Each builder takes the preview's [`PreviewMeta`] (namespace and identity, which become labels
 //! and annotations) and the settings of one concern, and returns a k8s-openapi object ready for
 //! server-side apply: `namespace.rs` (the namespace and its guard rails: quota, limits),
-//! `network.rs` (network policies), `build.rs` (the in-cluster image build), `web.rs` (the
+//! `access.rs` (the worker's RoleBinding in a namespace it created), `network.rs` (network policies), `build.rs` (the in-cluster image build), `web.rs` (the
 //! built-in single web service). Keeping them pure keeps them testable: the unit tests check
 //! their shape, `app/tests/k8s_schemas.rs` validates them against the Kubernetes 1.35 schemas.
 //! [`to_apply_json`] turns any of them into the body of an apply request.
 
+mod access;
 mod build;
 mod namespace;
 mod network;
@@ -20,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::naming::{is_dns1123_label, label_value};
 use super::quantity::{parse_cpu, parse_memory};
 
+pub use access::{ACCESS_BINDING_NAME, access_binding};
 pub use build::{
     BUILD_CPU, BUILD_DEADLINE_SECONDS, BUILD_MEMORY, BUILD_SECRET_KEY, BUILD_SECRET_NAME,
     BUILD_TTL_SECONDS, BuildSpec, build_job, build_job_name, build_secret,
