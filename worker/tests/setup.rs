@@ -144,7 +144,7 @@ async fn previewd_all_registers_the_app_then_deploys_with_it() -> anyhow::Result
         REPO,
         "feature/first",
         ".github/preview.yml",
-        "image: ghcr.io/acme/web:{sha}\n",
+        "image: registry.example.test/acme/web:{sha}\n",
     );
     let sha = fake_sha("first-preview");
     let (_, delivery) = gh
