@@ -14,9 +14,11 @@ use cluster_support::{
     web_service,
 };
 use previewd::cluster::{
-    build_job, build_secret, deployment, ingress, label_objects, limit_range, namespace,
-    namespace_for_build, network_policies, render_chart, resource_quota, service, to_apply_json,
+    access_binding, build_job, build_secret, deployment, ingress, label_objects, limit_range,
+    namespace, namespace_for_build, network_policies, render_chart, resource_quota, service,
+    to_apply_json,
 };
+use previewd::config::{NamespaceAccess, SecretName};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -31,6 +33,17 @@ async fn all_objects() -> Vec<Value> {
         to_apply_json(&namespace_for_build(&meta)),
         to_apply_json(&resource_quota(&meta, &rails)),
         to_apply_json(&limit_range(&meta, &rails)),
+        to_apply_json(&access_binding(
+            &meta.namespace,
+            meta.labels(),
+            &NamespaceAccess {
+                cluster_role: "previewd-preview".into(),
+                service_account: SecretName {
+                    namespace: "previewd".into(),
+                    name: "previewd-worker".into(),
+                },
+            },
+        )),
     ];
     objects.extend(network_policies(&meta, &rails).iter().map(to_apply_json));
     objects.push(to_apply_json(&build_secret(

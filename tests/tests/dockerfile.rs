@@ -4,7 +4,7 @@
 //! (`scripts/release-build`, in `.ci/run`) and this test checks that the Dockerfile builds with
 //! exactly that script and that toolchain, copies every file that build reads, stubs every
 //! workspace member for its dependency layer, takes helm from where the tests take it, and ends
-//! in a non-root runtime with CA certificates.
+//! in the non-root runtime the Helm chart expects.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -333,7 +333,11 @@ fn helm_comes_from_where_the_tests_get_theirs() {
         stage("runtime")
             .iter()
             .any(|i| i.keyword == "COPY" && i.args == "--from=helm /out/helm /usr/local/bin/helm"),
-        "helm lands on PATH, where the image's HELM_BIN says"
+        "helm lands where the chart's HELM_BIN says"
+    );
+    assert!(
+        read("charts/previewd/templates/worker-deployment.yaml")
+            .contains("value: /usr/local/bin/helm")
     );
 }
 
@@ -353,6 +357,11 @@ fn the_runtime_is_non_root_with_ca_certificates() {
         .and_then(|u| u.parse().ok())
         .unwrap_or_else(|| panic!("a numeric uid: {user}"));
     assert_ne!(uid, 0, "not root");
+    let helpers = read("charts/previewd/templates/_helpers.tpl");
+    assert!(
+        helpers.contains(&format!("runAsUser: {uid}")),
+        "the chart runs as the image's user"
+    );
     assert!(
         runtime.iter().any(|i| i.keyword == "RUN"
             && i.args
@@ -364,4 +373,11 @@ fn the_runtime_is_non_root_with_ca_certificates() {
         .find(|i| i.keyword == "ENTRYPOINT")
         .expect("an ENTRYPOINT");
     assert_eq!(entrypoint.args, r#"["/usr/local/bin/previewd"]"#);
+    for template in ["app-deployment.yaml", "worker-deployment.yaml"] {
+        let text = read(&format!("charts/previewd/templates/{template}"));
+        assert!(
+            text.contains("command: [\"/usr/local/bin/previewd"),
+            "{template}"
+        );
+    }
 }
