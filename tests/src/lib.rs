@@ -41,3 +41,17 @@ pub async fn clear_redis_prefix(prefix: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Every file below `dir`, depth first (a fixture chart to put into a simulated repository).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

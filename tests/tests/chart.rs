@@ -590,7 +590,7 @@ async fn crash_loop(settings: Vec<String>) -> anyhow::Result<Vec<Target>> {
 async fn repository_chart(settings: Vec<String>) -> anyhow::Result<Vec<Target>> {
     let mut s = start(&settings).await?;
     let fixture = workspace().join("tests/fixtures/every-kind-chart");
-    for file in walk(&fixture) {
+    for file in previewd_tests::files_under(&fixture) {
         let relative = file.strip_prefix(&fixture)?.to_string_lossy().into_owned();
         s.gh.put_file(
             REPO,
@@ -651,19 +651,6 @@ async fn orphan_sweep(mut settings: Vec<String>) -> anyhow::Result<Vec<Target>> 
     let targets = worker_targets(&s.kube);
     s.stop().await?;
     Ok(targets)
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,8 @@
 //!
 //! With the chart's least-privilege RBAC the worker holds no namespaced rights of its own: each
 //! namespace it applies is followed at once by the RoleBinding of `objects/access.rs`
-//! ([`Cluster::with_namespace_access`]), and the next call waits until the API server honours
-//! it, so every namespace previewd creates — preview or build — is one it can work in.
+//! ([`Cluster::with_namespace_access`]), and that apply returns only once the API server honours
+//! the binding, so every namespace previewd creates — preview or build — is one it can work in.
 //!
 //! [`ClusterError`] separates what is worth retrying — the API server unreachable, overloaded
 //! (429), failing (5xx) or slow — from rejections (the object or the request is wrong: 4xx with
