@@ -47,8 +47,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 previewd \
- && useradd --uid 10001 --gid 10001 --home-dir /var/lib/previewd --create-home \
-      --shell /usr/sbin/nologin previewd
+ && useradd --uid 10001 --gid 10001 --home-dir /var/lib/previewd --no-create-home \
+      --shell /usr/sbin/nologin previewd \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/previewd
 COPY --from=helm /out/helm /usr/local/bin/helm
 COPY --from=build /src/target/release/previewd /src/target/release/previewd-worker /usr/local/bin/
 # One node (`previewd all`) keeps its SQLite file and credentials file here: mount a volume.

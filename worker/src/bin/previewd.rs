@@ -18,9 +18,10 @@ use previewd_worker::Worker;
 
 const PROGRAM: &str = "previewd";
 
-/// Preview environments for every pull request: the app process.
+/// Preview environments for every pull request: the app process (`all`: app and worker).
+// `about` comes from this doc comment: the crate's description is the worker's.
 #[derive(Debug, Parser)]
-#[command(name = PROGRAM, version, about)]
+#[command(name = PROGRAM, version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
