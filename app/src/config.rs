@@ -46,6 +46,28 @@ pub struct Settings {
     )]
     pub github_api_url: String,
 
+    /// Web address of GitHub, where people register and install the App and clone from; set it
+    /// for GitHub Enterprise Server (`https://HOST`). Default: derived from GITHUB_API_URL
+    /// (`https://api.github.com` → `https://github.com`, `https://HOST/api/v3` → `https://HOST`).
+    #[arg(long, env = "GITHUB_URL", global = true)]
+    pub github_url: Option<String>,
+
+    /// File holding the App's credentials as the "Register GitHub App" page stored them (mode
+    /// 0600). Read when GITHUB_APP_ID, the private key and the webhook secret are all unset.
+    #[arg(
+        long,
+        env = "GITHUB_APP_CREDENTIALS",
+        global = true,
+        default_value = "github-app.json"
+    )]
+    pub github_app_credentials: PathBuf,
+
+    /// Kubernetes Secret (`NAMESPACE/NAME`) the "Register GitHub App" page stores the
+    /// credentials in, instead of writing GITHUB_APP_CREDENTIALS (which then is where that
+    /// Secret is mounted).
+    #[arg(long, env = "GITHUB_APP_CREDENTIALS_SECRET", global = true)]
+    pub github_app_credentials_secret: Option<String>,
+
     /// Database URL: `sqlite://FILE?mode=rwc` (single node) or `postgres://USER@HOST/DB`.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true,
           default_value = "sqlite://previewd.db?mode=rwc", value_parser = secret)]
@@ -215,6 +237,16 @@ pub struct Settings {
     /// resolve from the worker).
     #[arg(long, env = "PROBE_URLS", global = true, default_value = "false")]
     pub probe_urls: String,
+
+    /// ClusterRole the worker binds, in every namespace it creates, to WORKER_SERVICE_ACCOUNT
+    /// (the Helm chart's least-privilege RBAC); unset: no binding is made.
+    #[arg(long, env = "PREVIEW_ROLE", global = true)]
+    pub preview_role: Option<String>,
+
+    /// The worker's own ServiceAccount as `NAMESPACE/NAME`, the subject of PREVIEW_ROLE's
+    /// bindings.
+    #[arg(long, env = "WORKER_SERVICE_ACCOUNT", global = true)]
+    pub worker_service_account: Option<String>,
 }
 
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -269,6 +301,8 @@ pub struct GithubConfig {
     pub webhook_secret: SecretString,
     /// REST API base, without a trailing slash.
     pub api_url: Url,
+    /// GitHub's web address (GITHUB_URL or derived from the API URL).
+    pub web_url: Url,
 }
 
 impl fmt::Debug for GithubConfig {
@@ -278,8 +312,53 @@ impl fmt::Debug for GithubConfig {
             .field("private_key", &"[REDACTED]")
             .field("webhook_secret", &"[REDACTED]")
             .field("api_url", &self.api_url.as_str())
+            .field("web_url", &self.web_url.as_str())
             .finish()
     }
+}
+
+/// Where the GitHub App's identity comes from.
+#[derive(Debug, Clone)]
+pub enum GithubSource {
+    /// Configured: by GITHUB_APP_ID, the key and the webhook secret, or by the credentials file.
+    Ready(GithubConfig),
+    /// Not registered yet: none of those settings and no credentials file.
+    Unregistered(RegistrationConfig),
+}
+
+/// What the "Register GitHub App" flow needs to know besides the server's settings.
+#[derive(Debug, Clone)]
+pub struct RegistrationConfig {
+    /// GITHUB_APP_CREDENTIALS: written by the flow, or where the Secret is mounted.
+    pub credentials_file: PathBuf,
+    /// GITHUB_APP_CREDENTIALS_SECRET, when the flow stores into a Kubernetes Secret.
+    pub secret: Option<SecretName>,
+    /// KUBECONFIG, for reaching that Secret (unset: in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    pub api_url: Url,
+    pub web_url: Url,
+}
+
+/// A namespaced Kubernetes object's `NAMESPACE/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The ClusterRole the worker binds in each namespace it creates, and to whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceAccess {
+    /// PREVIEW_ROLE.
+    pub cluster_role: String,
+    /// WORKER_SERVICE_ACCOUNT.
+    pub service_account: SecretName,
 }
 
 /// Connections to the stores.
@@ -330,6 +409,8 @@ pub struct WorkerConfig {
     /// `None`: off.
     pub expiry_interval: Option<Duration>,
     pub orphan_grace: Duration,
+    /// `None`: the worker binds no role in the namespaces it creates.
+    pub namespace_access: Option<NamespaceAccess>,
 }
 
 impl Settings {
@@ -373,8 +454,79 @@ impl Settings {
         })
     }
 
-    /// The GitHub App's id, key and webhook secret; all required.
+    /// The GitHub App's identity: from the settings, else from the credentials file; an error
+    /// when it is neither (the app then serves its "Register GitHub App" page instead, see
+    /// [`Self::github_source`]).
     pub fn github_config(&self) -> Result<GithubConfig, ConfigError> {
+        match self.github_source()? {
+            GithubSource::Ready(config) => Ok(config),
+            GithubSource::Unregistered(_) => Err(ConfigError::new(
+                "GITHUB_APP_ID",
+                "is required, or register the App: start previewd and open PUBLIC_URL/setup",
+            )),
+        }
+    }
+
+    /// Where the App's identity comes from. Any of GITHUB_APP_ID, GITHUB_PRIVATE_KEY(_PATH) and
+    /// GITHUB_WEBHOOK_SECRET given: all three must be, and they win. None given: the credentials
+    /// file if it exists, else [`GithubSource::Unregistered`].
+    pub fn github_source(&self) -> Result<GithubSource, ConfigError> {
+        let api_url = parse_http_url(&self.github_api_url)
+            .map_err(|p| ConfigError::new("GITHUB_API_URL", p))?;
+        let web_url = match self.github_url.as_deref().map(str::trim) {
+            None | Some("") => github_web_url(&api_url),
+            Some(raw) => parse_http_url(raw).map_err(|p| ConfigError::new("GITHUB_URL", p))?,
+        };
+        let any_setting = self.github_app_id.is_some()
+            || self.github_private_key.is_some()
+            || self.github_private_key_path.is_some()
+            || self.github_webhook_secret.is_some();
+        if any_setting {
+            return self
+                .github_config_from_settings(api_url, web_url)
+                .map(GithubSource::Ready);
+        }
+        let path = &self.github_app_credentials;
+        let problem = |e: crate::credentials::CredentialsError| {
+            ConfigError::new("GITHUB_APP_CREDENTIALS", format!("is unusable: {e}"))
+        };
+        if crate::credentials::exists(path).map_err(problem)? {
+            let credentials = crate::credentials::read(path).map_err(problem)?;
+            check_private_key(&credentials.private_key).map_err(|p| {
+                ConfigError::new(
+                    "GITHUB_APP_CREDENTIALS",
+                    format!("{}: the private key {p}", path.display()),
+                )
+            })?;
+            return Ok(GithubSource::Ready(GithubConfig {
+                app_id: credentials.app_id,
+                private_key: credentials.private_key,
+                webhook_secret: credentials.webhook_secret,
+                api_url,
+                web_url,
+            }));
+        }
+        let secret = match self.github_app_credentials_secret.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(
+                parse_object_name(raw)
+                    .map_err(|p| ConfigError::new("GITHUB_APP_CREDENTIALS_SECRET", p))?,
+            ),
+        };
+        Ok(GithubSource::Unregistered(RegistrationConfig {
+            credentials_file: path.clone(),
+            secret,
+            kubeconfig: self.kubeconfig.clone(),
+            api_url,
+            web_url,
+        }))
+    }
+
+    fn github_config_from_settings(
+        &self,
+        api_url: Url,
+        web_url: Url,
+    ) -> Result<GithubConfig, ConfigError> {
         let app_id = match self.github_app_id.as_deref().map(str::trim) {
             None | Some("") => {
                 return Err(ConfigError::new(
@@ -438,14 +590,12 @@ impl Settings {
             }
         };
 
-        let api_url = parse_http_url(&self.github_api_url)
-            .map_err(|p| ConfigError::new("GITHUB_API_URL", p))?;
-
         Ok(GithubConfig {
             app_id,
             private_key,
             webhook_secret,
             api_url,
+            web_url,
         })
     }
 
@@ -640,7 +790,52 @@ impl Settings {
                 "0" | "0s" => Duration::ZERO,
                 raw => parse_duration(raw).map_err(|p| ConfigError::new("ORPHAN_GRACE", p))?,
             },
+            namespace_access: self.namespace_access()?,
         })
+    }
+
+    fn namespace_access(&self) -> Result<Option<NamespaceAccess>, ConfigError> {
+        let role = self
+            .preview_role
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        let account = self
+            .worker_service_account
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        match (role, account) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::new(
+                "WORKER_SERVICE_ACCOUNT",
+                "is required with PREVIEW_ROLE: the NAMESPACE/NAME the role is bound to",
+            )),
+            (None, Some(_)) => Err(ConfigError::new(
+                "PREVIEW_ROLE",
+                "is required with WORKER_SERVICE_ACCOUNT: the ClusterRole to bind",
+            )),
+            (Some(role), Some(account)) => {
+                let subdomain_ok = role.len() <= 253
+                    && role.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    });
+                if !subdomain_ok {
+                    return Err(ConfigError::new(
+                        "PREVIEW_ROLE",
+                        format!("must be a ClusterRole name, got {role:?}"),
+                    ));
+                }
+                let service_account = parse_object_name(account)
+                    .map_err(|p| ConfigError::new("WORKER_SERVICE_ACCOUNT", p))?;
+                Ok(Some(NamespaceAccess {
+                    cluster_role: role.to_owned(),
+                    service_account,
+                }))
+            }
+        }
     }
 
     fn preview_domain(&self) -> Result<String, ConfigError> {
@@ -707,6 +902,45 @@ fn parse_http_url(raw: &str) -> Result<Url, String> {
         ));
     }
     Ok(url)
+}
+
+/// GitHub's web address from its API URL: `https://api.github.com` → `https://github.com`;
+/// GitHub Enterprise Server's `https://HOST/api/v3` → `https://HOST`; anything else (a
+/// simulator) is its own web host.
+pub fn github_web_url(api: &Url) -> Url {
+    let mut web = api.clone();
+    web.set_query(None);
+    if web.host_str() == Some("api.github.com") {
+        let _ = web.set_host(Some("github.com"));
+        web.set_path("/");
+    } else {
+        let path = web
+            .path()
+            .trim_end_matches('/')
+            .trim_end_matches("/api/v3")
+            .to_owned();
+        web.set_path(if path.is_empty() { "/" } else { &path });
+    }
+    web
+}
+
+/// `NAMESPACE/NAME`, both DNS-1123 labels.
+fn parse_object_name(raw: &str) -> Result<SecretName, String> {
+    let label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    match raw.split_once('/') {
+        Some((namespace, name)) if label(namespace) && label(name) => Ok(SecretName {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }),
+        _ => Err(format!("must be NAMESPACE/NAME, got {raw:?}")),
+    }
 }
 
 /// True for a lowercase DNS name: dot-separated labels of letters, digits and inner hyphens.
@@ -980,5 +1214,135 @@ mod tests {
         let bad = with(&["--database-url=mysql://u:hunter2@db/x"]);
         let err = bad.store_config().expect_err("bad scheme").to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn github_web_address_is_derived_or_given() {
+        let u = |s: &str| Url::parse(s).expect("url");
+        assert_eq!(
+            github_web_url(&u("https://api.github.com")).as_str(),
+            "https://github.com/"
+        );
+        assert_eq!(
+            github_web_url(&u("https://ghe.acme.internal/api/v3")).as_str(),
+            "https://ghe.acme.internal/"
+        );
+        assert_eq!(
+            github_web_url(&u("http://127.0.0.1:4000")).as_str(),
+            "http://127.0.0.1:4000/"
+        );
+        let s = with(&["--github-url=https://code.acme.internal"]);
+        assert_eq!(
+            s.github_config().expect("valid").web_url.as_str(),
+            "https://code.acme.internal/"
+        );
+        let bad = with(&["--github-url=code.acme.internal"]);
+        assert_eq!(bad.github_config().expect_err("bad").variable, "GITHUB_URL");
+    }
+
+    fn no_app_settings(extra: &[&str]) -> Settings {
+        let mut args = vec!["--preview-domain=preview.example.com"];
+        args.extend_from_slice(extra);
+        parse(&args)
+    }
+
+    #[test]
+    fn without_app_settings_or_file_the_app_is_unregistered() {
+        let missing = std::env::temp_dir().join("previewd-no-such-dir/github-app.json");
+        let flag = format!("--github-app-credentials={}", missing.display());
+        let s = no_app_settings(&[&flag, "--github-app-credentials-secret=previewd/gh-app"]);
+        match s.github_source().expect("valid") {
+            GithubSource::Unregistered(r) => {
+                assert_eq!(r.credentials_file, missing);
+                assert_eq!(
+                    r.secret.map(|n| n.to_string()).as_deref(),
+                    Some("previewd/gh-app")
+                );
+            }
+            GithubSource::Ready(_) => panic!("nothing configures the App"),
+        }
+        let err = s.github_config().expect_err("unregistered");
+        assert!(err.to_string().contains("/setup"), "{err}");
+        let bad = no_app_settings(&[&flag, "--github-app-credentials-secret=gh-app"]);
+        assert_eq!(
+            bad.github_source().expect_err("no namespace").variable,
+            "GITHUB_APP_CREDENTIALS_SECRET"
+        );
+    }
+
+    #[test]
+    fn the_credentials_file_configures_the_app() {
+        let dir = std::env::temp_dir().join(format!("previewd-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("github-app.json");
+        let _ = std::fs::remove_file(&path);
+        let credentials = crate::credentials::AppCredentials {
+            app_id: 99,
+            slug: "previewd-test".into(),
+            html_url: "https://github.com/apps/previewd-test".into(),
+            owner: "acme".into(),
+            private_key: SecretString::from(KEY),
+            webhook_secret: SecretString::from("from-the-file"),
+            client_id: "Iv1.x".into(),
+            client_secret: SecretString::from("client"),
+        };
+        crate::credentials::write_new(&path, &credentials).expect("written");
+        let flag = format!("--github-app-credentials={}", path.display());
+        let gh = no_app_settings(&[&flag])
+            .github_config()
+            .expect("from the file");
+        assert_eq!(gh.app_id, 99);
+        assert_eq!(gh.webhook_secret.expose_secret(), "from-the-file");
+        // Settings win over the file, and must then be complete.
+        let mut args = full();
+        args.push(flag.clone());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(parse(&refs).github_config().expect("settings").app_id, 42);
+        let partial = no_app_settings(&[&flag, "--github-app-id=5"]);
+        assert_eq!(
+            partial.github_config().expect_err("partial").variable,
+            "GITHUB_PRIVATE_KEY_PATH"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn namespace_access_needs_both_halves() {
+        let s = with(&[
+            "--preview-role=previewd-preview",
+            "--worker-service-account=previewd/previewd-worker",
+        ]);
+        let access = s
+            .worker_config()
+            .expect("valid")
+            .namespace_access
+            .expect("set");
+        assert_eq!(access.cluster_role, "previewd-preview");
+        assert_eq!(
+            access.service_account.to_string(),
+            "previewd/previewd-worker"
+        );
+        assert!(
+            with(&[])
+                .worker_config()
+                .expect("valid")
+                .namespace_access
+                .is_none()
+        );
+        for (args, variable) in [
+            (&["--preview-role=r"][..], "WORKER_SERVICE_ACCOUNT"),
+            (&["--worker-service-account=a/b"][..], "PREVIEW_ROLE"),
+            (
+                &["--preview-role=R", "--worker-service-account=a/b"][..],
+                "PREVIEW_ROLE",
+            ),
+            (
+                &["--preview-role=r", "--worker-service-account=b"][..],
+                "WORKER_SERVICE_ACCOUNT",
+            ),
+        ] {
+            let err = with(args).worker_config().expect_err("invalid");
+            assert_eq!(err.variable, variable, "{args:?}");
+        }
     }
 }

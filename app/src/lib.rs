@@ -9,11 +9,13 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod credentials;
 pub mod github;
 pub mod jobs;
 pub mod previews;
 pub mod reporter;
 pub mod sanitize;
+pub mod setup;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -50,12 +50,11 @@ fn least_privilege_permissions() {
         .collect();
     let want: BTreeSet<(String, String)> = [
         ("checks", "write"),
-        ("pull_requests", "write"),
+        ("pull_requests", "read"),
         ("issues", "write"),
         ("contents", "read"),
         ("deployments", "write"),
         ("metadata", "read"),
-        ("members", "read"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -14,10 +14,11 @@ use cluster_support::{
     web_service,
 };
 use previewd::cluster::{
-    BuildBudget, EgressTarget, build_job, build_namespace, build_network_policies, build_quota,
-    build_secret, deployment, ingress, label_objects, limit_range, namespace, network_policies,
-    render_chart, resource_quota, service, to_apply_json,
+    BuildBudget, EgressTarget, access_binding, build_job, build_namespace, build_network_policies,
+    build_quota, build_secret, deployment, ingress, label_objects, limit_range, namespace,
+    network_policies, render_chart, resource_quota, service, to_apply_json,
 };
+use previewd::config::{NamespaceAccess, SecretName};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -45,6 +46,17 @@ async fn all_objects() -> Vec<Value> {
         to_apply_json(&limit_range(&meta, &rails)),
         to_apply_json(&build_namespace(&build)),
         to_apply_json(&build_quota(&build, &budget)),
+        to_apply_json(&access_binding(
+            &meta.namespace,
+            meta.labels(),
+            &NamespaceAccess {
+                cluster_role: "previewd-preview".into(),
+                service_account: SecretName {
+                    namespace: "previewd".into(),
+                    name: "previewd-worker".into(),
+                },
+            },
+        )),
     ];
     objects.extend(network_policies(&meta, &rails).iter().map(to_apply_json));
     objects.extend(

@@ -10,6 +10,7 @@ pub mod github;
 pub mod kube;
 pub mod process;
 pub mod redis_server;
+pub mod registration;
 pub mod scenario;
 pub mod wait;
 
@@ -39,4 +40,18 @@ pub async fn clear_redis_prefix(prefix: &str) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// Every file below `dir`, depth first (a fixture chart to put into a simulated repository).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

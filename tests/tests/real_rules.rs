@@ -520,6 +520,9 @@ async fn recreated_repositories_and_big_numbers_get_previews() -> anyhow::Result
     scenario::run(Options::new(Engine::Postgres), async |s| {
         let old = s.open_pr_with_config("feature/old", READY_IMAGE).await;
         let old_preview = s.wait_status(old.number, PreviewStatus::Running).await;
+        // Reported before the repository goes (GitHub's API names repositories; a report still
+        // on its way would land on the new repository's pull request of the same number).
+        s.wait_comment(old.number, "Preview ready").await;
 
         s.gh.recreate_repo(REPO);
         s.gh.set_permission(REPO, MAINTAINER, "write");

@@ -20,7 +20,8 @@ pub struct JobContext {
     pub reporter: Reporter,
     pub cluster: Cluster,
     pub config: WorkerConfig,
-    /// Web host of the GitHub instance (clone URLs), derived from the API URL.
+    /// Web host of the GitHub instance (clone URLs): `GITHUB_URL`, by default derived from the
+    /// API URL (`previewd::config::github_web_url`).
     pub git_web: Url,
     /// For the optional public URL probe.
     pub http: reqwest::Client,
@@ -42,45 +43,5 @@ impl JobContext {
     /// The HTTPS clone URL of `repo` (credentials come separately, from a Secret).
     pub fn clone_url(&self, repo: &str) -> String {
         format!("{}/{repo}.git", self.git_web.as_str().trim_end_matches('/'))
-    }
-}
-
-/// The web URL of a GitHub instance from its API URL: `https://api.github.com` →
-/// `https://github.com`; GitHub Enterprise Server `https://HOST/api/v3` → `https://HOST`.
-pub fn git_web_url(api: &Url) -> Url {
-    let mut web = api.clone();
-    if web.host_str() == Some("api.github.com") {
-        let _ = web.set_host(Some("github.com"));
-        web.set_path("/");
-    } else {
-        let path = web
-            .path()
-            .trim_end_matches('/')
-            .trim_end_matches("/api/v3")
-            .to_owned();
-        web.set_path(if path.is_empty() { "/" } else { &path });
-    }
-    web
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn web_urls() {
-        let u = |s: &str| Url::parse(s).expect("url");
-        assert_eq!(
-            git_web_url(&u("https://api.github.com")).as_str(),
-            "https://github.com/"
-        );
-        assert_eq!(
-            git_web_url(&u("https://ghe.acme.internal/api/v3")).as_str(),
-            "https://ghe.acme.internal/"
-        );
-        assert_eq!(
-            git_web_url(&u("http://127.0.0.1:4000")).as_str(),
-            "http://127.0.0.1:4000/"
-        );
     }
 }

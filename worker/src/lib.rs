@@ -101,8 +101,8 @@ pub struct Worker {
     pub stores: Stores,
     pub github: GitHub,
     pub cluster: Cluster,
-    /// GitHub's API URL (for clone URLs).
-    pub github_api: Url,
+    /// GitHub's web address (for clone URLs): `GITHUB_URL`.
+    pub github_web: Url,
     /// The app's public URL (links in check runs and comments).
     pub public_url: Url,
     /// First pause between tries of an attempt.
@@ -118,13 +118,15 @@ impl Worker {
         public_url: Url,
     ) -> anyhow::Result<Self> {
         let client = GitHub::new(github).map_err(anyhow::Error::msg)?;
-        let cluster = Cluster::connect(config.kubeconfig.as_deref()).await?;
+        let cluster = Cluster::connect(config.kubeconfig.as_deref())
+            .await?
+            .with_namespace_access(config.namespace_access.clone());
         Ok(Self {
             config,
             stores,
             github: client,
             cluster,
-            github_api: github.api_url.clone(),
+            github_web: github.web_url.clone(),
             public_url,
             retry_backoff: Duration::from_secs(2),
         })
@@ -144,7 +146,7 @@ impl Worker {
             },
             cluster: self.cluster.clone(),
             config: self.config.clone(),
-            git_web: context::git_web_url(&self.github_api),
+            git_web: self.github_web.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()

@@ -5,18 +5,27 @@
 //! Typed objects and chart objects both go through `Api<DynamicObject>`: the REST path comes from
 //! the type (typed) or from the allow-list of `kinds.rs` (chart), so no discovery call is made.
 //!
+//! With the chart's least-privilege RBAC the worker holds no namespaced rights of its own: each
+//! namespace it applies is followed at once by the RoleBinding of `objects/access.rs`
+//! ([`Cluster::with_namespace_access`]), and that apply returns only once the API server honours
+//! the binding, so every namespace previewd creates — preview or build — is one it can work in.
+//!
 //! [`ClusterError`] separates what is worth retrying — the API server unreachable, overloaded
 //! (429), failing (5xx) or slow — from rejections (the object or the request is wrong: 4xx with
 //! the server's message), which a retry would only repeat. Messages never carry object bodies
 //! (a Secret's data), and server messages go through [`crate::sanitize`].
 
 use std::any::TypeId;
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde::Serialize;
@@ -24,18 +33,23 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::kinds::allowed_kind;
-use super::objects::FIELD_MANAGER;
+use super::objects::{FIELD_MANAGER, access_binding};
+use crate::config::NamespaceAccess;
 use crate::sanitize::sanitize;
 
 /// Time allowed to open a connection to the API server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest server message kept in an error.
 const MAX_MESSAGE_CHARS: usize = 1000;
+/// How long a fresh RoleBinding may take to be honoured (RBAC is read from a cache).
+const BINDING_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A connection to the cluster previews run in.
 #[derive(Clone)]
 pub struct Cluster {
     client: Client,
+    /// The role bound in every namespace applied (`PREVIEW_ROLE`), if any.
+    access: Option<Arc<NamespaceAccess>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -163,12 +177,24 @@ impl Cluster {
         config.default_retry = false;
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         let client = Client::try_from(config).map_err(ClusterError::from_kube)?;
-        Ok(Self { client })
+        Ok(Self::from_client(client))
     }
 
     /// Uses an existing client (tests, or a caller with its own configuration).
     pub fn from_client(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            access: None,
+        }
+    }
+
+    /// From now on, every Namespace applied is followed by the RoleBinding granting
+    /// `access.cluster_role` to the worker in it (`None`: no binding, the credentials reach
+    /// every namespace by themselves).
+    #[must_use]
+    pub fn with_namespace_access(mut self, access: Option<NamespaceAccess>) -> Self {
+        self.access = access.map(Arc::new);
+        self
     }
 
     /// The underlying client, for reads this module does not wrap (watches, logs).
@@ -177,7 +203,8 @@ impl Cluster {
     }
 
     /// Server-side applies `obj` (cluster-scoped, or namespaced in its `metadata.namespace`) and
-    /// returns the object as the API server stored it.
+    /// returns the object as the API server stored it. A Namespace is followed by the worker's
+    /// RoleBinding in it when [`Self::with_namespace_access`] asked for one.
     pub async fn apply<T>(&self, obj: &T) -> Result<T, ClusterError>
     where
         T: kube::Resource<DynamicType = ()> + Serialize + DeserializeOwned,
@@ -205,9 +232,53 @@ impl Cluster {
             map.insert("kind".to_owned(), resource.kind.clone().into());
         }
         let applied = self.apply_value(&resource, namespace, &name, &body).await?;
+        if let Some(access) = &self.access
+            && resource.group.is_empty()
+            && resource.kind == "Namespace"
+        {
+            let labels = obj.meta().labels.clone().unwrap_or_default();
+            self.bind_access(&name, labels, access).await?;
+        }
         let applied =
             serde_json::to_value(applied).map_err(|e| ClusterError::Decode(e.to_string()))?;
         serde_json::from_value(applied).map_err(|e| ClusterError::Decode(e.to_string()))
+    }
+
+    /// Applies the worker's RoleBinding in `namespace`, then waits (up to [`BINDING_PATIENCE`])
+    /// until a namespaced read the role grants stops being refused: RBAC decisions come from a
+    /// cache, and the objects applied next must not meet a 403 in the meantime.
+    async fn bind_access(
+        &self,
+        namespace: &str,
+        labels: BTreeMap<String, String>,
+        access: &NamespaceAccess,
+    ) -> Result<(), ClusterError> {
+        let binding = access_binding(namespace, labels, access);
+        let resource = ApiResource::erase::<k8s_openapi::api::rbac::v1::RoleBinding>(&());
+        let mut body =
+            serde_json::to_value(&binding).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        if let Some(map) = body.as_object_mut() {
+            map.insert("apiVersion".to_owned(), resource.api_version.clone().into());
+            map.insert("kind".to_owned(), resource.kind.clone().into());
+        }
+        let name = binding.metadata.name.clone().unwrap_or_default();
+        self.apply_value(&resource, Some(namespace), &name, &body)
+            .await?;
+        let quotas: Api<ResourceQuota> = Api::namespaced(self.client.clone(), namespace);
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match quotas.list(&ListParams::default().limit(1)).await {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(status))
+                    if status.code == 403 && started.elapsed() < BINDING_PATIENCE =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(ClusterError::from_kube(e)),
+            }
+        }
     }
 
     /// Server-side applies a rendered chart object (see `helm.rs`): its kind must be one of the
@@ -286,7 +357,7 @@ impl Cluster {
         selector: &str,
     ) -> Result<Vec<DynamicObject>, ClusterError> {
         let api = self.dynamic_api(api_version, kind, namespace)?;
-        api.list(&kube::api::ListParams::default().labels(selector))
+        api.list(&ListParams::default().labels(selector))
             .await
             .map(|list| list.items)
             .map_err(ClusterError::from_kube)

@@ -231,16 +231,50 @@ impl Cluster {
                 }));
             }
         }
-        let events = self.scoped_events(namespace, scope).await?;
-        if let Some(quota) = events.iter().find(|e| e.contains("exceeded quota")) {
+        let events = self.scoped_event_objects(namespace, scope).await?;
+        // A refusal by the quota is final once repeated while nothing else holds the quota:
+        // pods of an earlier attempt (a rollout, objects being pruned) free it as they go.
+        let refused = events.iter().rev().find(|e| {
+            e.reason.as_deref() == Some("FailedCreate")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("exceeded quota"))
+        });
+        if let Some(refusal) = refused
+            && refusal.count.unwrap_or(1) >= QUOTA_REFUSALS
+            && !self.older_pods_hold_quota(namespace, scope).await?
+        {
             return Ok(Some(Diagnosis {
                 problem: Problem::QuotaExceeded,
-                message: quota.clone(),
+                message: lines(std::slice::from_ref(refusal)).concat(),
                 logs: None,
-                events,
+                events: lines(&events),
             }));
         }
         Ok(None)
+    }
+
+    /// Whether workload pods of earlier attempts still run (and so hold quota) in `namespace`.
+    async fn older_pods_hold_quota(
+        &self,
+        namespace: &str,
+        scope: &Scope,
+    ) -> Result<bool, ClusterError> {
+        let pods: Api<Pod> = Api::namespaced(self.client().clone(), namespace);
+        let selector = format!("{}!={ROLE_BUILD}", super::objects::ROLE_LABEL);
+        let current = scope.attempt_id.to_string();
+        Ok(pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(ClusterError::from_kube)?
+            .items
+            .iter()
+            .any(|p| {
+                let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                let labels = p.metadata.labels.clone().unwrap_or_default();
+                labels.get(ATTEMPT_LABEL) != Some(&current)
+                    && !matches!(phase, Some("Succeeded" | "Failed"))
+            }))
     }
 
     /// The workload pods of `scope`'s attempt (build pods excluded).
@@ -265,6 +299,15 @@ impl Cluster {
         namespace: &str,
         scope: &Scope,
     ) -> Result<Vec<String>, ClusterError> {
+        Ok(lines(&self.scoped_event_objects(namespace, scope).await?))
+    }
+
+    /// The events of [`Self::scoped_events`], as objects, oldest first.
+    async fn scoped_event_objects(
+        &self,
+        namespace: &str,
+        scope: &Scope,
+    ) -> Result<Vec<Event>, ClusterError> {
         let mut own: std::collections::HashSet<String> = self
             .attempt_pods(namespace, scope)
             .await?
@@ -283,7 +326,7 @@ impl Cluster {
                 .filter_map(|r| r.metadata.name),
         );
         let since = jiff_seconds(scope.since);
-        self.event_lines(namespace, |e| {
+        self.event_objects(namespace, |e| {
             let kind = e.involved_object.kind.as_deref().unwrap_or_default();
             let name = e.involved_object.name.as_deref().unwrap_or_default();
             match kind {
@@ -305,26 +348,23 @@ impl Cluster {
         namespace: &str,
         keep: impl Fn(&Event) -> bool,
     ) -> Result<Vec<String>, ClusterError> {
+        Ok(lines(&self.event_objects(namespace, keep).await?))
+    }
+
+    /// Events of the namespace that `keep` keeps, oldest first.
+    async fn event_objects(
+        &self,
+        namespace: &str,
+        keep: impl Fn(&Event) -> bool,
+    ) -> Result<Vec<Event>, ClusterError> {
         let api: Api<Event> = Api::namespaced(self.client().clone(), namespace);
         let list = api
             .list(&ListParams::default())
             .await
             .map_err(ClusterError::from_kube)?;
-        let mut events: Vec<&Event> = list.items.iter().filter(|e| keep(e)).collect();
-        events.sort_by_key(|e| event_seconds(e));
-        let lines: Vec<String> = events
-            .iter()
-            .map(|e| {
-                let object = e.involved_object.name.clone().unwrap_or_default();
-                format!(
-                    "{} {}: {}",
-                    e.reason.clone().unwrap_or_default(),
-                    object,
-                    e.message.clone().unwrap_or_default()
-                )
-            })
-            .collect();
-        Ok(lines.into_iter().rev().take(10).rev().collect())
+        let mut events: Vec<Event> = list.items.into_iter().filter(|e| keep(e)).collect();
+        events.sort_by_key(event_seconds);
+        Ok(events)
     }
 
     /// The last lines of one container's log, if they can be read.
@@ -367,6 +407,27 @@ impl Cluster {
         None
     }
 }
+
+/// The last 10 of `events` as `Reason object: message` lines.
+fn lines(events: &[Event]) -> Vec<String> {
+    let lines: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e.reason.clone().unwrap_or_default(),
+                e.involved_object.name.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    let skip = lines.len().saturating_sub(10);
+    lines.into_iter().skip(skip).collect()
+}
+
+/// How many times in a row the quota must refuse a pod of the attempt (its controller retries)
+/// before the refusal is the outcome: a refusal once is often a rollout still freeing room.
+const QUOTA_REFUSALS: i32 = 3;
 
 /// When an event was last seen, in seconds since the epoch.
 fn event_seconds(e: &Event) -> Option<i64> {

@@ -9,8 +9,8 @@
 //! - [`Cluster::run_build`]: the build in a namespace of its own for this attempt (see
 //!   `objects/build.rs`), waited for, and the namespace deleted when the build ends — on
 //!   success, failure, or when the waiting is abandoned (a newer commit, a cleanup).
-//! - [`Cluster::apply_workload`]: labels and applies the workload's objects, replaces a Job whose
-//!   template changed (a Job's template cannot change), and prunes workload objects the new set
+//! - [`Cluster::apply_workload`]: labels and applies the workload's objects, replaces one whose
+//!   unchangeable fields changed (a Job's template, a Deployment's selector), and prunes workload objects the new set
 //!   no longer has (an object dropped from a chart between commits, or the built-in service when
 //!   a chart takes over).
 //! - [`Cluster::remove_preview`]: the preview namespace and any build namespaces it left.
@@ -209,24 +209,28 @@ impl Cluster {
         Ok(())
     }
 
-    /// Applies `object`; a Job refused because its template changed is deleted and created
-    /// anew.
+    /// Applies `object`; one refused because a field that cannot change did (a Job's template,
+    /// a Deployment's selector when a chart takes over from the built-in service) is deleted
+    /// and created anew.
     async fn apply_replacing(&self, object: &Value) -> Result<(), ClusterError> {
         match self.apply_json(object).await {
             Err(ClusterError::Rejected {
                 code: 422, message, ..
-            }) if message.contains("immutable")
-                && object.get("kind").and_then(Value::as_str) == Some("Job") =>
-            {
+            }) if message.contains("immutable") => {
                 let text = |p: &str| {
                     object
                         .pointer(p)
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                 };
+                tracing::info!(
+                    kind = text("/kind"),
+                    name = text("/metadata/name"),
+                    "replacing an object whose unchangeable fields changed"
+                );
                 self.delete_object(
-                    "batch/v1",
-                    "Job",
+                    text("/apiVersion"),
+                    text("/kind"),
                     text("/metadata/namespace"),
                     text("/metadata/name"),
                 )

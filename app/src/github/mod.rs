@@ -6,10 +6,13 @@
 //! - [`client`]: the REST client: retries, rate-limit waits, one write at a time per installation.
 //! - [`api`]: the operations previewd uses (check runs, comments, deployments, contents, ...).
 //! - [`webhook`]: signature verification and parsing of deliveries into [`webhook::Event`]s.
+//! - [`manifest`]: the App manifest flow (the manifest, GitHub's "new App" page, the code
+//!   exchange) behind the "Register GitHub App" page.
 
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod manifest;
 pub mod webhook;
 
 use std::fmt;

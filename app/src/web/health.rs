@@ -4,12 +4,22 @@
 //! does not get every replica killed); `/readyz` says it can do its work: the database and Redis
 //! both answer, else 503 with the reason for each.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Json, Router,
+    extract::{FromRef, State},
+    http::StatusCode,
+    routing::get,
+};
 use serde_json::{Value, json};
 
-use super::AppState;
+use crate::store::Stores;
 
-pub(super) fn routes() -> Router<AppState> {
+/// The two routes, for any router state that holds the [`Stores`] (the app's, the setup's).
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Stores: FromRef<S>,
+{
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -19,8 +29,8 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let (database, redis) = tokio::join!(state.stores.check_database(), state.stores.check_redis());
+async fn readyz(State(stores): State<Stores>) -> (StatusCode, Json<Value>) {
+    let (database, redis) = tokio::join!(stores.check_database(), stores.check_redis());
     let ready = database.is_ok() && redis.is_ok();
     let describe = |r: Result<(), String>| r.err().unwrap_or_else(|| "ok".to_owned());
     let body = json!({

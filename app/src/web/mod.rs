@@ -1,5 +1,8 @@
 //! The app's HTTP surface. [`router`] assembles every route over one shared [`AppState`];
-//! [`serve`] runs it until the shutdown signal, finishing in-flight requests.
+//! [`serve`] runs it until the shutdown signal, finishing in-flight requests. A process that
+//! starts unregistered serves the setup flow first (`crate::setup`) and then this router, both
+//! on one socket: [`bind_std`] binds it once and [`phase_listener`] hands each phase its own
+//! handle to it.
 
 mod health;
 mod metrics;
@@ -8,10 +11,11 @@ mod webhooks;
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
-use axum::Router;
+use axum::{Router, extract::FromRef};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+pub use health::routes as health_routes;
 pub use webhooks::MAX_BODY;
 
 use crate::{config::ServerConfig, jobs::Queues, reporter::Reporter, store::Stores};
@@ -50,12 +54,19 @@ impl AppState {
     }
 }
 
+impl FromRef<AppState> for Stores {
+    fn from_ref(state: &AppState) -> Self {
+        state.stores.clone()
+    }
+}
+
 /// Every route of the app.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(webhooks::routes())
         .merge(metrics::routes())
+        .merge(crate::setup::closed_routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -65,6 +76,25 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (LISTEN_ADDR)"))
+}
+
+/// Binds the listen address as a std socket that several phases can serve in turn.
+pub fn bind_std(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} (LISTEN_ADDR)"))?;
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the listening socket non-blocking")?;
+    Ok(listener)
+}
+
+/// A tokio handle to `listener` for one phase; connections that arrive between phases wait in
+/// the socket's backlog.
+pub fn phase_listener(listener: &std::net::TcpListener) -> anyhow::Result<TcpListener> {
+    let clone = listener
+        .try_clone()
+        .context("cannot share the listening socket")?;
+    TcpListener::from_std(clone).context("cannot hand the listening socket to tokio")
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.

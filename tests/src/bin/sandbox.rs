@@ -4,6 +4,10 @@
 //! Redis), then plays a pull request being opened and prints what GitHub would show — the check
 //! run, the sticky comment, the deployment — and where everything listens. It stays up until
 //! Ctrl-C, so you can send more webhooks or look around.
+//!
+//! It needs nothing started by hand: when no Redis answers on `127.0.0.1:6379` (and
+//! `TEST_REDIS_URL` names no other), it starts the machine's Redis with `scripts/services redis`,
+//! the same script the tests use.
 
 use std::time::Duration;
 
@@ -16,6 +20,7 @@ use previewd_tests::{
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    ensure_redis().await?;
     let mut options = Options::new(Engine::Sqlite);
     options.log = Some(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()));
     // Delays like a small real cluster's, so each step can be seen.
@@ -97,4 +102,37 @@ async fn main() -> anyhow::Result<()> {
     println!("\npreviewd keeps running; Ctrl-C stops everything.");
     tokio::signal::ctrl_c().await?;
     s.stop().await
+}
+
+/// Whether the Redis the scenario will use answers PING within two seconds.
+async fn redis_answers() -> bool {
+    let Ok(client) = redis::Client::open(previewd_tests::redis_url()) else {
+        return false;
+    };
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), ping).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Starts the machine's Redis when none answers (only the default one: a Redis named by
+/// `TEST_REDIS_URL` is the caller's to run).
+async fn ensure_redis() -> anyhow::Result<()> {
+    if redis_answers().await {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        std::env::var_os("TEST_REDIS_URL").is_none(),
+        "the Redis at TEST_REDIS_URL does not answer"
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services");
+    println!("== no Redis answers on 127.0.0.1:6379: starting it ({script} redis)");
+    let status = std::process::Command::new(script).arg("redis").status()?;
+    anyhow::ensure!(status.success(), "{script} redis failed ({status})");
+    anyhow::ensure!(redis_answers().await, "Redis still does not answer");
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Credentials as GitHub checks them: the App's JWT (RS256 against the App's public key, with
-//! GitHub's rules on `iat`, `exp` and `iss`) on `/app/*`, and installation tokens (`ghs_…`, minted
-//! by `POST /app/installations/{id}/access_tokens`, expiring) everywhere else.
+//! GitHub's rules on `iat`, `exp` and `iss`) on `/app/*`, installation tokens (`ghs_…`, minted
+//! by `POST /app/installations/{id}/access_tokens`, expiring) on the repository endpoints, and
+//! nothing on the few public ones (the manifest flow: its one-time code is the credential).
 //!
 //! A token is only good for its own installation's repositories; using it on another's answers 401
 //! (real GitHub answers 404 or 403 there; the simulator is deliberately louder).
@@ -24,6 +25,8 @@ pub(crate) enum Caller {
     App,
     /// An installation, by token.
     Installation(i64),
+    /// Nobody in particular: a public route.
+    Anonymous,
 }
 
 impl Caller {
@@ -31,6 +34,7 @@ impl Caller {
         match self {
             Caller::App => Bucket::App,
             Caller::Installation(id) => Bucket::Installation(id),
+            Caller::Anonymous => Bucket::Anonymous,
         }
     }
 }
@@ -43,6 +47,9 @@ pub(crate) fn authenticate(
     headers: &HeaderMap,
     route_key: &str,
 ) -> Result<Caller, ApiError> {
+    if kind == AuthKind::Public {
+        return Ok(Caller::Anonymous);
+    }
     let credential = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -57,6 +64,7 @@ pub(crate) fn authenticate(
     match kind {
         AuthKind::App => verify_jwt(shared, &credential).map(|()| Caller::App),
         AuthKind::Installation => use_token(state, &credential, route_key),
+        AuthKind::Public => Ok(Caller::Anonymous),
     }
 }
 
@@ -176,5 +184,6 @@ pub(crate) fn repo_access(
         Caller::Installation(id) if repo.installation_id == Some(id) => Ok(key),
         Caller::Installation(_) => Err(ApiError::bad_credentials()),
         Caller::App => Ok(key),
+        Caller::Anonymous => Err(ApiError::new(401, "Requires authentication")),
     }
 }

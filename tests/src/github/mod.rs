@@ -5,7 +5,9 @@
 //! The simulator verifies the App's JWT with the App's public key, mints expiring installation
 //! tokens and checks them on every call, keeps installations, repositories, files, pull requests,
 //! check runs, comments, deployments and webhook deliveries in memory, generates webhook payloads
-//! from that state and signs and sends them, counts calls per route and per installation, and
+//! from that state and signs and sends them, serves the App manifest flow (the "new App" pages
+//! and the single-use code exchange, after which it signs with the new App's webhook secret and
+//! sends to its webhook URL), counts calls per route and per installation, and
 //! injects faults (5xx, 401 on a fresh token, secondary rate limits with `retry-after`, latency,
 //! dropped deliveries). Anything it does not implement answers a loud 501 that is printed and
 //! recorded, never a plausible-looking answer.
@@ -54,7 +56,7 @@ pub use faults::{Fault, FaultKind};
 pub use model::{
     Calls, CheckRun, CheckRunAction, Comment, Delivery, Deployment, DeploymentStatus, NewPr, Pr,
 };
-pub use state::BOT_LOGIN;
+pub use state::{BOT_LOGIN, RegisteredApp};
 pub use webhooks::signature;
 
 use state::{InstallationRec, Shared, State};
@@ -290,6 +292,16 @@ impl GitHubSim {
             .collect();
         all.sort_by_key(|d| d.id);
         all
+    }
+
+    /// The App the manifest flow registered, once its code was exchanged.
+    pub fn registered_app(&self) -> Option<RegisteredApp> {
+        self.shared().lock().registered.clone()
+    }
+
+    /// Where webhooks go now.
+    pub fn webhook_url(&self) -> Option<String> {
+        self.shared().lock().webhook_url.clone()
     }
 
     pub fn calls(&self) -> Calls {

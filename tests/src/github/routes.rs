@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::{
-    api::{app, checks, deployments, issues, repos},
+    api::{app, checks, deployments, issues, new_app, repos},
     encoding::percent_decode,
     reply::{ApiResult, Req},
     state::Shared,
@@ -22,6 +22,8 @@ pub(crate) enum AuthKind {
     App,
     /// An installation token (`Authorization: token ghs_…` or `Bearer ghs_…`).
     Installation,
+    /// None: the manifest flow's browser pages and code exchange.
+    Public,
 }
 
 pub(crate) type Handler = fn(&Arc<Shared>, &Req<'_>) -> ApiResult;
@@ -54,7 +56,7 @@ const fn r(
     }
 }
 
-use AuthKind::{App, Installation as Inst};
+use AuthKind::{App, Installation as Inst, Public};
 
 #[rustfmt::skip]
 pub(crate) static ROUTES: &[Route] = &[
@@ -67,6 +69,10 @@ pub(crate) static ROUTES: &[Route] = &[
     r("GET", "/app/hook/deliveries/{id}", App, app::get_delivery),
     r("POST", "/app/hook/deliveries/{id}/attempts", App, app::redeliver),
     r("GET", "/repos/{owner}/{repo}/installation", App, app::repo_installation),
+    // The manifest flow: the browser's "new App" pages (web), then the code exchange (API).
+    r("POST", "/settings/apps/new", Public, new_app::for_user),
+    r("POST", "/organizations/{org}/settings/apps/new", Public, new_app::for_organization),
+    r("POST", "/app-manifests/{code}/conversions", Public, app::convert_manifest),
     // Repositories (installation token).
     r("GET", "/installation/repositories", Inst, repos::installation_repositories),
     r("GET", "/repos/{owner}/{repo}", Inst, repos::get_repo),

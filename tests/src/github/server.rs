@@ -204,6 +204,7 @@ fn rate_limited(kind: routes::AuthKind) -> ApiError {
     let who = match kind {
         routes::AuthKind::App => "app",
         routes::AuthKind::Installation => "installation",
+        routes::AuthKind::Public => "this IP",
     };
     let mut e = ApiError::new(403, format!("API rate limit exceeded for {who}."));
     e.documentation_url =

@@ -35,9 +35,8 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("contents", "read"),
     ("deployments", "write"),
     ("issues", "write"),
-    ("members", "read"),
     ("metadata", "read"),
-    ("pull_requests", "write"),
+    ("pull_requests", "read"),
 ];
 
 /// What the server tasks and the test's handle share.
@@ -415,9 +414,47 @@ pub(crate) struct State {
     pub rate: HashMap<Bucket, RateWindow>,
     pub calls: Calls,
     pub faults: Faults,
+    /// Manifest-flow codes handed out by the "new App" pages, by code.
+    pub manifests: BTreeMap<String, ManifestRec>,
+    /// The App registered through the manifest flow, once its code was exchanged.
+    pub registered: Option<RegisteredApp>,
+}
+
+/// A manifest posted to a "new App" page, waiting for its code to be exchanged.
+pub(crate) struct ManifestRec {
+    pub manifest: Value,
+    /// The account the App is registered under.
+    pub owner: String,
+    pub owner_type: &'static str,
+    pub created_at: DateTime<Utc>,
+    pub used: bool,
+}
+
+/// What the manifest flow created: from then on deliveries are signed with its webhook secret
+/// and sent to its webhook URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredApp {
+    pub id: u64,
+    pub slug: String,
+    pub name: String,
+    pub owner: String,
+    pub html_url: String,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The whole manifest GitHub received, as JSON.
+    pub manifest: Value,
 }
 
 impl State {
+    /// The secret deliveries are signed with: the registered App's, else the configured one.
+    pub fn webhook_secret<'a>(&'a self, configured: &'a str) -> &'a str {
+        self.registered
+            .as_ref()
+            .map_or(configured, |r| r.webhook_secret.as_str())
+    }
+
     /// The key a repository is stored under.
     pub fn key(full_name: &str) -> String {
         full_name.to_ascii_lowercase()

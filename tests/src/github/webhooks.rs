@@ -57,11 +57,12 @@ async fn attempt(
     redelivery: bool,
 ) -> Delivery {
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (id, url, dropped) = {
+    let (id, url, dropped, secret) = {
         let mut st = shared.lock();
         let id = st.ids.delivery();
         let dropped = st.faults.take_drop();
-        (id, st.webhook_url.clone(), dropped)
+        let secret = st.webhook_secret(&shared.opts.webhook_secret).to_owned();
+        (id, st.webhook_url.clone(), dropped, secret)
     };
     let headers: Vec<(String, String)> = vec![
         ("Accept".into(), "*/*".into()),
@@ -78,10 +79,7 @@ async fn attempt(
             "X-GitHub-Hook-Installation-Target-Type".into(),
             "integration".into(),
         ),
-        (
-            "X-Hub-Signature-256".into(),
-            signature(&shared.opts.webhook_secret, &body),
-        ),
+        ("X-Hub-Signature-256".into(), signature(&secret, &body)),
     ];
     let started = Instant::now();
     let (status_code, status_text, response_body) = match (url, dropped) {

@@ -1,6 +1,7 @@
 //! Fault injection and request counters: tests queue faults (a Status code or a delay) for a
 //! verb and/or resource, each consumed a given number of times, and read back how many requests
-//! of each (verb, resource) the server saw, plus every path it could not serve.
+//! of each (verb, resource) the server saw — also by API group, namespace, name and field manager
+//! ([`Target`], what an RBAC rule would have to allow) — plus every path it could not serve.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -72,6 +73,23 @@ impl Fault {
     }
 }
 
+/// What one API request touched, as an RBAC rule sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Target {
+    /// As in [`Fault`]: `get list watch create apply patch update delete deletecollection`.
+    pub verb: String,
+    /// API group (`""` for the core group, `apps`, `rbac.authorization.k8s.io`, ...).
+    pub group: String,
+    /// Plural, with the subresource as `pods/log`.
+    pub resource: String,
+    /// `None` for cluster-scoped objects and for lists and watches across all namespaces.
+    pub namespace: Option<String>,
+    /// `None` for collections (list, watch, create, deletecollection).
+    pub name: Option<String>,
+    /// The request's `fieldManager` query parameter, which tells clients apart.
+    pub field_manager: Option<String>,
+}
+
 /// Request counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requests {
@@ -79,6 +97,9 @@ pub struct Requests {
     pub total: u64,
     /// Requests by (verb, resource); non-resource paths count as (`get`, the path).
     pub by_verb_resource: BTreeMap<(String, String), u64>,
+    /// API requests for stored resources (and metrics) by [`Target`]; discovery and
+    /// unimplemented paths are not in it.
+    pub by_target: BTreeMap<Target, u64>,
     /// `METHOD PATH` of every request the simulator does not implement.
     pub unimplemented: Vec<String>,
 }
@@ -114,6 +135,10 @@ impl Faults {
             .by_verb_resource
             .entry((verb.to_owned(), resource.to_owned()))
             .or_insert(0) += 1;
+    }
+
+    pub(crate) fn count_target(&mut self, target: Target) {
+        *self.requests.by_target.entry(target).or_insert(0) += 1;
     }
 
     pub(crate) fn unimplemented(&mut self, what: String) {

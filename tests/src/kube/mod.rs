@@ -3,7 +3,8 @@
 //! through kube-rs, exactly as it would a cluster.
 //!
 //! It stores namespaces, quotas, limit ranges, secrets, service accounts, config maps, services,
-//! pods, events, deployments, replica sets, jobs, network policies and ingresses; serves get,
+//! pods, events, deployments, replica sets, jobs, network policies, ingresses and role bindings
+//! (stored, not enforced); serves get,
 //! list, watch, create, server-side apply, merge patch, update and delete with the real Status
 //! errors; runs controllers that make Jobs complete, Deployments become Available and pods fail
 //! on request ([`Behaviour`]); and lets tests inject faults ([`Fault`]), cut watches and count
@@ -42,7 +43,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
-pub use faults::{Fault, FaultKind, Requests};
+pub use faults::{Fault, FaultKind, Requests, Target};
 pub use kubelet::Behaviour;
 
 use faults::Faults;

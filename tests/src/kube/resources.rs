@@ -66,7 +66,8 @@ macro_rules! def {
 }
 
 /// Every stored resource: group, version, plural, singular, kind, namespaced, has a `status`
-/// subresource, short names. The last five are stored and served but have no controller.
+/// subresource, short names. The last six are stored and served but have no controller (nor
+/// does the simulator authorize requests by RoleBindings: it only stores them).
 #[rustfmt::skip]
 pub(crate) static RESOURCES: &[ResourceDef] = &[
     def!("", "v1", "namespaces", "namespace", "Namespace", false, true, &["ns"]),
@@ -88,6 +89,7 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
     def!("batch", "v1", "cronjobs", "cronjob", "CronJob", true, true, &["cj"]),
     def!("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, true, &["pdb"]),
     def!("autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, true, &["hpa"]),
+    def!("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", true, false, &[]),
 ];
 
 /// The metrics API group (served from pod state, not stored).

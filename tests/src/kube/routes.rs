@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::faults::FaultKind;
+use super::faults::{FaultKind, Target};
 use super::resources::{self, METRICS_GROUP, METRICS_VERSION, ResourceDef};
 use super::selectors::Selectors;
 use super::status::{ApiError, json_response};
@@ -194,6 +194,35 @@ fn classify(
     }
 }
 
+/// What an RBAC rule would have to allow for this request (API requests only).
+fn target(
+    route: &Route,
+    verb: &str,
+    resource: &str,
+    q: &HashMap<String, String>,
+) -> Option<Target> {
+    let (group, resource, namespace, name) = match route {
+        Route::Collection { rd, ns } => (rd.group, resource, ns.clone(), None),
+        Route::Object { rd, ns, name, .. } => (
+            rd.group,
+            resource,
+            (!ns.is_empty()).then(|| ns.clone()),
+            Some(name.clone()),
+        ),
+        // Counted as `pods.metrics.k8s.io`; RBAC names it `pods` in group `metrics.k8s.io`.
+        Route::Metrics { ns, name } => (METRICS_GROUP, "pods", ns.clone(), name.clone()),
+        _ => return None,
+    };
+    Some(Target {
+        verb: verb.to_owned(),
+        group: group.to_owned(),
+        resource: resource.to_owned(),
+        namespace,
+        name,
+        field_manager: q.get("fieldManager").cloned(),
+    })
+}
+
 fn not_implemented(shared: &Shared, method: &Method, path: &str, code: u16) -> Response {
     let what = format!("{method} {path}");
     eprintln!("kubernetes simulator: not implemented: {what}");
@@ -258,6 +287,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let fault = {
         let mut f = lock(&shared.faults);
         f.count(&verb, &resource);
+        if let Some(t) = target(&route, &verb, &resource, &query) {
+            f.count_target(t);
+        }
         f.take(&verb, &resource)
     };
     let authorized = parts

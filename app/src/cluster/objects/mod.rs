@@ -3,12 +3,13 @@
 //! Each builder takes the preview's [`PreviewMeta`] (namespace and identity, which become labels
 //! and annotations) and the settings of one concern, and returns a k8s-openapi object ready for
 //! server-side apply: `namespace.rs` (the namespace and its guard rails: quota, limits),
-//! `network.rs` (network policies), `build.rs` (the in-cluster image build in a namespace of
-//! its own), `web.rs` (the
+//! `access.rs` (the worker's RoleBinding in a namespace it created), `network.rs` (network
+//! policies), `build.rs` (the in-cluster image build in a namespace of its own), `web.rs` (the
 //! built-in single web service). Keeping them pure keeps them testable: the unit tests check
 //! their shape, `app/tests/k8s_schemas.rs` validates them against the Kubernetes 1.35 schemas.
 //! [`to_apply_json`] turns any of them into the body of an apply request.
 
+mod access;
 mod build;
 mod namespace;
 mod network;
@@ -21,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::naming::{is_dns1123_label, label_value};
 use crate::units::Quantity;
 
+pub use access::{ACCESS_BINDING_NAME, access_binding};
 pub use build::{
     BUILD_DEADLINE_SECONDS, BUILD_SECRET_KEY, BUILD_SECRET_NAME, BUILD_TTL_SECONDS, BuildBudget,
     BuildSpec, EgressTarget, build_job, build_job_name, build_namespace, build_network_policies,

@@ -1,5 +1,6 @@
 //! Endpoints the App calls with its JWT: the App itself, its installations, installation tokens,
-//! the installation of a repository, and the webhook delivery log with redelivery.
+//! the installation of a repository, and the webhook delivery log with redelivery; and the one
+//! it calls before it has a JWT: the manifest flow's code exchange.
 
 use std::sync::Arc;
 
@@ -7,12 +8,19 @@ use serde_json::{Value, json};
 
 use super::super::{
     auth,
-    encoding::timestamp,
+    encoding::{node_id, random_alnum, random_hex, timestamp},
     payloads,
     reply::{ApiError, ApiResult, Reply, Req, paginate},
-    state::{DeliveryRec, Shared},
+    state::{DeliveryRec, RegisteredApp, Shared},
     webhooks,
 };
+
+/// The private key handed out for an App the manifest flow creates: the test App's own, whose
+/// public half the simulator verifies JWTs with.
+const REGISTERED_APP_KEY: &str = include_str!("../../../fixtures/app-key.pem");
+
+/// How long a manifest code is good for (GitHub: the whole flow within an hour).
+const MANIFEST_CODE_LIFETIME_SECS: i64 = 3600;
 
 /// `GET /app`
 pub(crate) fn get_app(shared: &Arc<Shared>, _req: &Req<'_>) -> ApiResult {
@@ -171,4 +179,81 @@ pub(crate) fn redeliver(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
         let _ = webhooks::redeliver(&shared, id).await;
     });
     Ok(Reply::json(202, &json!({})))
+}
+
+/// An App's URL name from its display name, as GitHub makes slugs.
+fn slug_of(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_matches('-').to_owned()
+}
+
+/// `POST /app-manifests/{code}/conversions` — no credential: the code is one. Unknown, used or
+/// expired codes are 404, as on GitHub; a good code is spent at once and answers 201 with the
+/// new App and, this once, its private key, webhook secret and client secret. From then on the
+/// simulator signs deliveries with that secret and sends them to the manifest's webhook URL.
+pub(crate) fn convert_manifest(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
+    let code = req.param("code").to_owned();
+    let mut st = shared.lock();
+    let now = chrono::Utc::now();
+    let Some(rec) = st.manifests.get_mut(&code) else {
+        return Err(ApiError::not_found());
+    };
+    if rec.used || (now - rec.created_at).num_seconds() > MANIFEST_CODE_LIFETIME_SECS {
+        return Err(ApiError::not_found());
+    }
+    rec.used = true;
+    let manifest = rec.manifest.clone();
+    let (owner, owner_type) = (rec.owner.clone(), rec.owner_type);
+    let name = manifest["name"]
+        .as_str()
+        .map_or_else(|| format!("app-{}", random_hex(6)), str::to_owned);
+    let slug = slug_of(&name);
+    let id = shared.opts.app_id;
+    let html_url = format!("{}/apps/{slug}", shared.base_url);
+    let hook = &manifest["hook_attributes"];
+    let webhook_url = (hook["active"] != Value::Bool(false))
+        .then(|| hook["url"].as_str().map(str::to_owned))
+        .flatten();
+    let registered = RegisteredApp {
+        id,
+        slug: slug.clone(),
+        name: name.clone(),
+        owner: owner.clone(),
+        html_url: html_url.clone(),
+        webhook_url: webhook_url.clone(),
+        webhook_secret: random_hex(40),
+        client_id: format!("Iv23li{}", random_alnum(14)),
+        client_secret: random_hex(40),
+        manifest: manifest.clone(),
+    };
+    let body = json!({
+        "id": id,
+        "slug": slug,
+        "node_id": node_id("A", i64::try_from(id).unwrap_or_default()),
+        "owner": payloads::account(&shared.base_url, &owner, owner_type),
+        "name": name,
+        "description": manifest["description"],
+        "external_url": manifest["url"],
+        "html_url": html_url,
+        "created_at": timestamp(now),
+        "updated_at": timestamp(now),
+        "permissions": manifest.get("default_permissions").cloned().unwrap_or_else(|| json!({})),
+        "events": manifest.get("default_events").cloned().unwrap_or_else(|| json!([])),
+        "client_id": registered.client_id,
+        "client_secret": registered.client_secret,
+        "webhook_secret": registered.webhook_secret,
+        "pem": REGISTERED_APP_KEY,
+    });
+    if webhook_url.is_some() {
+        st.webhook_url = webhook_url;
+    }
+    st.registered = Some(registered);
+    Ok(Reply::created(&body))
 }

@@ -1,4 +1,5 @@
-//! The REST endpoints, one file per area of GitHub's API. Handlers are synchronous functions over
+//! The REST endpoints, one file per area of GitHub's API (and `new_app`, the two web pages of
+//! the manifest flow). Handlers are synchronous functions over
 //! the shared state: they take the lock, read or change the state, render the answer and return;
 //! none of them holds the lock across an `.await` (the only asynchronous work, a redelivery,
 //! is spawned).
@@ -7,4 +8,5 @@ pub(crate) mod app;
 pub(crate) mod checks;
 pub(crate) mod deployments;
 pub(crate) mod issues;
+pub(crate) mod new_app;
 pub(crate) mod repos;

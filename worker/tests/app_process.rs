@@ -1,6 +1,6 @@
-//! The `previewd` binary as operators run it: configuration errors stop it with exit code 2 and
-//! one line naming the setting; it serves `/healthz` and `/readyz`; `migrate` applies the
-//! migrations and exits; SIGTERM stops it cleanly.
+//! The `previewd` binary (built from this crate) as operators run it: configuration errors stop
+//! it with exit code 2 and one line naming the setting; it serves `/healthz` and `/readyz`;
+//! `migrate` applies the migrations and exits; SIGTERM stops it cleanly.
 
 use std::time::Duration;
 
