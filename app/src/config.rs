@@ -474,7 +474,7 @@ impl Settings {
         let api_url = parse_http_url(&self.github_api_url)
             .map_err(|p| ConfigError::new("GITHUB_API_URL", p))?;
         let web_url = match self.github_url.as_deref().map(str::trim) {
-            None | Some("") => github_web_url(&api_url),
+            None | Some("") => crate::github::urls::web_url(&api_url),
             Some(raw) => parse_http_url(raw).map_err(|p| ConfigError::new("GITHUB_URL", p))?,
         };
         let any_setting = self.github_app_id.is_some()
@@ -904,26 +904,6 @@ fn parse_http_url(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// GitHub's web address from its API URL: `https://api.github.com` → `https://github.com`;
-/// GitHub Enterprise Server's `https://HOST/api/v3` → `https://HOST`; anything else (a
-/// simulator) is its own web host.
-pub fn github_web_url(api: &Url) -> Url {
-    let mut web = api.clone();
-    web.set_query(None);
-    if web.host_str() == Some("api.github.com") {
-        let _ = web.set_host(Some("github.com"));
-        web.set_path("/");
-    } else {
-        let path = web
-            .path()
-            .trim_end_matches('/')
-            .trim_end_matches("/api/v3")
-            .to_owned();
-        web.set_path(if path.is_empty() { "/" } else { &path });
-    }
-    web
-}
-
 /// `NAMESPACE/NAME`, both DNS-1123 labels.
 fn parse_object_name(raw: &str) -> Result<SecretName, String> {
     let label = |s: &str| {
@@ -1218,18 +1198,11 @@ mod tests {
 
     #[test]
     fn github_web_address_is_derived_or_given() {
+        // The derivation rules are tested in `github::urls`.
         let u = |s: &str| Url::parse(s).expect("url");
         assert_eq!(
-            github_web_url(&u("https://api.github.com")).as_str(),
+            crate::github::urls::web_url(&u("https://api.github.com")).as_str(),
             "https://github.com/"
-        );
-        assert_eq!(
-            github_web_url(&u("https://ghe.acme.internal/api/v3")).as_str(),
-            "https://ghe.acme.internal/"
-        );
-        assert_eq!(
-            github_web_url(&u("http://127.0.0.1:4000")).as_str(),
-            "http://127.0.0.1:4000/"
         );
         let s = with(&["--github-url=https://code.acme.internal"]);
         assert_eq!(

@@ -1,18 +1,28 @@
 //! GitHub as a view of previewd's state: the check run of each attempt, the one sticky comment
-//! of each pull request, and the deployment of each commit.
+//! of each pull request, and the deployment of each attempt.
 //!
 //! The database stays the source of truth; a failed GitHub call here is logged and reported to
 //! the caller, which decides whether it matters (a deploy does not fail because a comment could
-//! not be posted). Creation of the check run and of the comment is **claimed** in the database
-//! first (`0` marks "being created"), so the app and a worker, or two workers, never create two.
+//! not be posted). Nothing is ever created twice:
+//!
+//! - creating the check run or the comment is **claimed** in the database first, with a lease
+//!   ([`CLAIM_LEASE`]; see the GitHub-object section of `previews::records`). While the lease
+//!   runs, others wait for the id — a slow first creator never lets a second one create — and
+//!   whoever takes over a claim that ran out looks the object up on GitHub before creating it;
+//! - a create whose outcome is unknown (a time-out, a 5xx) is looked up before it is tried again
+//!   (`github::api`); when even the look-up fails, the claim is left marked "maybe created";
+//! - a deployment carries its attempt in its payload and its preview's row says which attempt is
+//!   creating one, so a re-run of that attempt finds it instead of making another.
+//!
+//! A successful deployment retires its preview's older ones (`inactive`), and removing a
+//! preview retires them all ([`Reporter::deployment_succeeded`], [`Reporter::deployments_removed`]).
 
 use std::time::Duration;
 
 use chrono::Utc;
-use previewd_entity::{AttemptStatus, deploy_attempt, preview};
+use previewd_entity::{AttemptStatus, deploy_attempt, repository};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use url::Url;
 
@@ -25,13 +35,17 @@ use crate::{
     },
     previews::{
         intake::{ACTION_DESTROY, ACTION_EXTEND, ACTION_REDEPLOY},
-        records::{self, AttemptContext},
-        report::{self, CheckText, CommentState, HistoryLine},
+        records::{self, AttemptContext, GitHubObject, GitHubObjectId, MAYBE_CREATED},
+        report::{self, COMMENT_MARKER, CheckText, CommentState, HistoryLine},
     },
 };
 
-/// How long a claimant waits for another's creation before creating its own.
-const CLAIM_WAIT: Duration = Duration::from_secs(10);
+/// How long a claim to create a check run or comment lasts: longer than the claimant's whole
+/// create (two tries within the write time-out, each followed by a look-up), so that when it
+/// runs out the claimant has finished or died, and a look-up tells the truth.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(90);
+/// How often a waiter looks for the id another claimant is creating.
+const CLAIM_POLL: Duration = Duration::from_millis(100);
 
 /// A reporting failure: GitHub or the database.
 #[derive(Debug, thiserror::Error)]
@@ -60,13 +74,20 @@ pub struct Reporter {
     pub public_url: Url,
 }
 
-fn repo_name(ctx: &AttemptContext) -> Result<RepoName, ReportError> {
-    RepoName::parse(&ctx.repository.full_name).ok_or_else(|| {
-        ReportError::Database(DbErr::Custom(format!(
-            "bad repository name {:?}",
-            ctx.repository.full_name
-        )))
+fn parse_repo(full_name: &str) -> Result<RepoName, ReportError> {
+    RepoName::parse(full_name).ok_or_else(|| {
+        ReportError::Database(DbErr::Custom(format!("bad repository name {full_name:?}")))
     })
+}
+
+fn repo_name(ctx: &AttemptContext) -> Result<RepoName, ReportError> {
+    parse_repo(&ctx.repository.full_name)
+}
+
+/// Whether an object was there already or has just been made.
+enum Ensured {
+    Existing(i64),
+    Created(i64),
 }
 
 impl Reporter {
@@ -94,24 +115,104 @@ impl Reporter {
         }
     }
 
-    /// Shows "queued" for an attempt whose check run nobody has created yet (the app's side).
+    /// Creates `object` once: returns its id when it exists (or appears while another claimant
+    /// creates it), else claims it and calls `create`; a claim that ran out is taken over with a
+    /// look-up (`find`) first.
+    async fn ensure_created<C, CF, F, FF>(
+        &self,
+        object: GitHubObject,
+        create: C,
+        find: F,
+    ) -> Result<Ensured, ReportError>
+    where
+        C: Fn() -> CF,
+        CF: Future<Output = Result<i64, GitHubError>>,
+        F: Fn() -> FF,
+        FF: Future<Output = Result<Option<i64>, GitHubError>>,
+    {
+        // The lease of a claim seen now has run out by then.
+        let deadline = tokio::time::Instant::now() + CLAIM_LEASE + Duration::from_secs(5);
+        loop {
+            let (expected, look_first) = match records::github_object(&self.db, object).await? {
+                GitHubObjectId::Created(id) => return Ok(Ensured::Existing(id)),
+                GitHubObjectId::Absent => (None, false),
+                GitHubObjectId::Claimed { live: true, .. }
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    // Someone is creating it; their id will appear.
+                    tokio::time::sleep(CLAIM_POLL).await;
+                    continue;
+                }
+                GitHubObjectId::Claimed { raw, .. } => (Some(raw), true),
+            };
+            if tokio::time::Instant::now() >= deadline + CLAIM_LEASE {
+                return Err(
+                    DbErr::Custom("the GitHub object's claim keeps changing".into()).into(),
+                );
+            }
+            let Some(claim) =
+                records::claim_github_object(&self.db, object, expected, CLAIM_LEASE).await?
+            else {
+                continue; // someone else claimed it in between
+            };
+            if look_first {
+                match find().await {
+                    Ok(Some(id)) => {
+                        records::store_github_object(&self.db, object, id).await?;
+                        return Ok(Ensured::Existing(id));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        records::settle_github_claim(&self.db, object, claim, Some(MAYBE_CREATED))
+                            .await?;
+                        return Err(e.into());
+                    }
+                }
+            }
+            return match create().await {
+                Ok(id) => {
+                    records::store_github_object(&self.db, object, id).await?;
+                    Ok(Ensured::Created(id))
+                }
+                Err(e) => {
+                    let to = e.maybe_applied.then_some(MAYBE_CREATED);
+                    records::settle_github_claim(&self.db, object, claim, to).await?;
+                    Err(e.into())
+                }
+            };
+        }
+    }
+
+    /// Shows "queued" for an attempt whose check run nobody has created yet (the app's side;
+    /// when someone else has claimed or made it, there is nothing to do).
     pub async fn queued_check_run(&self, attempt_id: i64) -> Result<(), ReportError> {
         let Some(ctx) = records::attempt_context(&self.db, attempt_id).await? else {
             return Ok(());
         };
-        if !records::claim_check_run(&self.db, attempt_id).await? {
+        let object = GitHubObject::CheckRun {
+            attempt_id,
+            preview_id: ctx.preview.id,
+        };
+        if records::github_object(&self.db, object).await? != GitHubObjectId::Absent {
             return Ok(()); // a worker got there first
         }
+        let Some(claim) = records::claim_github_object(&self.db, object, None, CLAIM_LEASE).await?
+        else {
+            return Ok(());
+        };
         let report = self.check_report(&ctx, CheckStatus::Queued, report::queued(&ctx.attempt.sha));
+        let repo = repo_name(&ctx)?;
         match self
             .github
-            .create_check_run(ctx.repository.installation_id, &repo_name(&ctx)?, &report)
+            .create_check_run(ctx.repository.installation_id, &repo, &report)
             .await
         {
-            Ok(id) => Ok(records::set_check_run(&self.db, attempt_id, ctx.preview.id, id).await?),
+            Ok(id) => Ok(records::store_github_object(&self.db, object, id).await?),
             Err(e) => {
-                // Release the claim so the worker creates it instead of waiting.
-                release_check_run_claim(&self.db, attempt_id).await?;
+                // Hand it to the worker: at once when GitHub surely made nothing, else marked for
+                // a look-up first.
+                let to = e.maybe_applied.then_some(MAYBE_CREATED);
+                records::settle_github_claim(&self.db, object, claim, to).await?;
                 Err(e.into())
             }
         }
@@ -127,32 +228,31 @@ impl Reporter {
         let repo = repo_name(ctx)?;
         let installation = ctx.repository.installation_id;
         let report = self.check_report(ctx, status, text);
-        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
-        loop {
-            match records::check_run_of(&self.db, ctx.attempt.id).await? {
-                Some(id) if id > 0 => {
-                    self.github
-                        .update_check_run(installation, &repo, id, &report)
-                        .await?;
-                    return Ok(id);
-                }
-                Some(_) if tokio::time::Instant::now() < deadline => {
-                    // Someone is creating it; their id will appear shortly.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                claimed_by_other => {
-                    if claimed_by_other.is_none()
-                        && !records::claim_check_run(&self.db, ctx.attempt.id).await?
-                    {
-                        continue;
-                    }
-                    let id = self
-                        .github
-                        .create_check_run(installation, &repo, &report)
-                        .await?;
-                    records::set_check_run(&self.db, ctx.attempt.id, ctx.preview.id, id).await?;
-                    return Ok(id);
-                }
+        let object = GitHubObject::CheckRun {
+            attempt_id: ctx.attempt.id,
+            preview_id: ctx.preview.id,
+        };
+        let ensured = self
+            .ensure_created(
+                object,
+                || self.github.create_check_run(installation, &repo, &report),
+                || {
+                    self.github.find_check_run(
+                        installation,
+                        &repo,
+                        &report.head_sha,
+                        &report.external_id,
+                    )
+                },
+            )
+            .await?;
+        match ensured {
+            Ensured::Created(id) => Ok(id),
+            Ensured::Existing(id) => {
+                self.github
+                    .update_check_run(installation, &repo, id, &report)
+                    .await?;
+                Ok(id)
             }
         }
     }
@@ -161,17 +261,12 @@ impl Reporter {
     /// press that was refused).
     pub async fn explain(
         &self,
-        repository: &previewd_entity::repository::Model,
+        repository: &repository::Model,
         check_run_id: i64,
         title: &str,
         summary: &str,
     ) -> Result<(), ReportError> {
-        let repo = RepoName::parse(&repository.full_name).ok_or_else(|| {
-            ReportError::Database(DbErr::Custom(format!(
-                "bad repository name {:?}",
-                repository.full_name
-            )))
-        })?;
+        let repo = parse_repo(&repository.full_name)?;
         self.github
             .update_check_run_output(
                 repository.installation_id,
@@ -182,6 +277,37 @@ impl Reporter {
             )
             .await?;
         Ok(())
+    }
+
+    /// Posts `body` on pull request `number` unless a comment carrying `marker` (a hidden HTML
+    /// comment naming what it answers, e.g. the person and commit of a refused command) is
+    /// already there. Returns whether it posted. For answers that must be given once.
+    pub async fn reply_once(
+        &self,
+        repository: &repository::Model,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<bool, ReportError> {
+        let repo = parse_repo(&repository.full_name)?;
+        let installation = repository.installation_id;
+        if self
+            .github
+            .find_comment(installation, &repo, number, marker)
+            .await?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let body = if body.contains(marker) {
+            body.to_owned()
+        } else {
+            format!("{marker}\n{body}")
+        };
+        self.github
+            .create_comment(installation, &repo, number, &body, marker)
+            .await?;
+        Ok(true)
     }
 
     /// Updates the sticky comment of the attempt's pull request, creating it the first time.
@@ -201,59 +327,54 @@ impl Reporter {
             Utc::now(),
         );
         let number = u64::try_from(ctx.pull_request.number).unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
-        loop {
-            let current = preview::Entity::find_by_id(ctx.preview.id)
-                .one(&self.db)
-                .await?
-                .and_then(|p| p.comment_id);
-            match current {
-                Some(id) if id > 0 => {
-                    match self
-                        .github
-                        .update_comment(installation, &repo, id, &body)
-                        .await
-                    {
-                        Err(e) if e.is_not_found() => {
-                            // Someone deleted it: forget it and post a new one.
-                            set_comment(&self.db, ctx.preview.id, None).await?;
-                            continue;
-                        }
-                        other => return Ok(other?),
-                    }
+        let object = GitHubObject::Comment {
+            preview_id: ctx.preview.id,
+        };
+        // Twice at most: once more when someone deleted the comment under our feet.
+        for _ in 0..2 {
+            let ensured = self
+                .ensure_created(
+                    object,
+                    || {
+                        self.github.create_comment(
+                            installation,
+                            &repo,
+                            number,
+                            &body,
+                            COMMENT_MARKER,
+                        )
+                    },
+                    || {
+                        self.github
+                            .find_comment(installation, &repo, number, COMMENT_MARKER)
+                    },
+                )
+                .await?;
+            let id = match ensured {
+                Ensured::Created(_) => return Ok(()),
+                Ensured::Existing(id) => id,
+            };
+            match self
+                .github
+                .update_comment(installation, &repo, id, &body)
+                .await
+            {
+                Err(e) if e.is_not_found() => {
+                    // Someone deleted it: forget it and post a new one.
+                    records::forget_github_object(&self.db, object, id).await?;
                 }
-                Some(_) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
-                }
-                claimed_by_other => {
-                    if claimed_by_other.is_none()
-                        && !claim_comment(&self.db, ctx.preview.id).await?
-                    {
-                        continue;
-                    }
-                    match self
-                        .github
-                        .create_comment(installation, &repo, number, &body)
-                        .await
-                    {
-                        Ok(id) => return Ok(set_comment(&self.db, ctx.preview.id, Some(id)).await?),
-                        Err(e) => {
-                            set_comment(&self.db, ctx.preview.id, None).await?;
-                            return Err(e.into());
-                        }
-                    }
-                }
+                other => return Ok(other?),
             }
         }
+        Ok(())
     }
 
     /// True when the pull request already has a sticky comment.
     pub async fn has_comment(&self, preview_id: i64) -> Result<bool, ReportError> {
-        Ok(preview::Entity::find_by_id(preview_id)
-            .one(&self.db)
-            .await?
-            .and_then(|p| p.comment_id)
-            .is_some_and(|id| id > 0))
+        Ok(matches!(
+            records::github_object(&self.db, GitHubObject::Comment { preview_id }).await?,
+            GitHubObjectId::Created(_)
+        ))
     }
 
     /// Creates the GitHub deployment of the attempt's commit and marks it in progress.
@@ -261,26 +382,33 @@ impl Reporter {
         let repo = repo_name(ctx)?;
         let installation = ctx.repository.installation_id;
         let environment = format!("preview/pr-{}", ctx.pull_request.number);
-        let id = self
-            .github
-            .create_deployment(
-                installation,
-                &repo,
-                &ctx.attempt.sha,
-                &environment,
-                "Preview environment",
-            )
-            .await?;
-        deploy_attempt::Entity::update_many()
-            .col_expr(deploy_attempt::Column::GithubDeploymentId, Expr::value(id))
-            .filter(deploy_attempt::Column::Id.eq(ctx.attempt.id))
-            .exec(&self.db)
-            .await?;
-        preview::Entity::update_many()
-            .col_expr(preview::Column::GithubDeploymentId, Expr::value(id))
-            .filter(preview::Column::Id.eq(ctx.preview.id))
-            .exec(&self.db)
-            .await?;
+        let key = ctx.attempt.id.to_string();
+        let before =
+            records::mark_deployment_creation(&self.db, ctx.preview.id, ctx.attempt.id).await?;
+        // This attempt tried before (and stopped before storing the id): look first.
+        let found = if before == Some(-ctx.attempt.id) {
+            self.github
+                .find_deployment(installation, &repo, &ctx.attempt.sha, &environment, &key)
+                .await?
+        } else {
+            None
+        };
+        let id = match found {
+            Some(id) => id,
+            None => {
+                self.github
+                    .create_deployment(
+                        installation,
+                        &repo,
+                        &ctx.attempt.sha,
+                        &environment,
+                        "Preview environment",
+                        &key,
+                    )
+                    .await?
+            }
+        };
+        records::set_deployment(&self.db, ctx.attempt.id, ctx.preview.id, id).await?;
         let details = self.details_url(ctx.preview.id);
         let status = DeploymentStatus {
             state: DeploymentState::InProgress,
@@ -315,6 +443,61 @@ impl Reporter {
             .create_deployment_status(ctx.repository.installation_id, &repo, deployment, &status)
             .await?;
         Ok(())
+    }
+
+    /// The attempt's deployment succeeded at `url`: says so, and marks the preview's older
+    /// deployments inactive, so GitHub's "View deployment" shows only the live one.
+    pub async fn deployment_succeeded(
+        &self,
+        ctx: &AttemptContext,
+        deployment: i64,
+        url: &str,
+    ) -> Result<(), ReportError> {
+        self.deployment_status(
+            ctx,
+            deployment,
+            DeploymentState::Success,
+            Some(url),
+            "Preview ready",
+        )
+        .await?;
+        let older =
+            records::deployments_to_retire(&self.db, ctx.preview.id, Some(ctx.attempt.id)).await?;
+        self.retire(
+            ctx,
+            older.into_iter().filter(|d| *d != deployment),
+            "Replaced by a newer deployment",
+        )
+        .await
+    }
+
+    /// The preview is gone: every deployment of it that may still show as live becomes inactive.
+    pub async fn deployments_removed(&self, preview_id: i64) -> Result<(), ReportError> {
+        let Some(ctx) = records::last_attempt_context(&self.db, preview_id).await? else {
+            return Ok(());
+        };
+        let all = records::deployments_to_retire(&self.db, preview_id, None).await?;
+        self.retire(&ctx, all.into_iter(), "Preview removed").await
+    }
+
+    /// Marks `deployments` inactive; tries them all, returns the first failure.
+    async fn retire(
+        &self,
+        ctx: &AttemptContext,
+        deployments: impl Iterator<Item = i64>,
+        why: &str,
+    ) -> Result<(), ReportError> {
+        let mut first_error = None;
+        for deployment in deployments {
+            if let Err(e) = self
+                .deployment_status(ctx, deployment, DeploymentState::Inactive, None, why)
+                .await
+            {
+                tracing::warn!(deployment, error = %e, "could not mark a deployment inactive");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The last attempts of a preview, newest first, for the comment.
@@ -383,40 +566,4 @@ pub fn spawn_queued_check_run(reporter: Reporter, attempt_id: i64) {
             tracing::warn!(attempt = attempt_id, error = %e, "could not show the queued check run; the worker will");
         }
     });
-}
-
-async fn release_check_run_claim(db: &DatabaseConnection, attempt_id: i64) -> Result<(), DbErr> {
-    deploy_attempt::Entity::update_many()
-        .col_expr(
-            deploy_attempt::Column::CheckRunId,
-            Expr::value(Option::<i64>::None),
-        )
-        .filter(deploy_attempt::Column::Id.eq(attempt_id))
-        .filter(deploy_attempt::Column::CheckRunId.eq(0))
-        .exec(db)
-        .await
-        .map(drop)
-}
-
-async fn claim_comment(db: &DatabaseConnection, preview_id: i64) -> Result<bool, DbErr> {
-    let r = preview::Entity::update_many()
-        .col_expr(preview::Column::CommentId, Expr::value(0_i64))
-        .filter(preview::Column::Id.eq(preview_id))
-        .filter(preview::Column::CommentId.is_null())
-        .exec(db)
-        .await?;
-    Ok(r.rows_affected == 1)
-}
-
-async fn set_comment(
-    db: &DatabaseConnection,
-    preview_id: i64,
-    id: Option<i64>,
-) -> Result<(), DbErr> {
-    let Some(row) = preview::Entity::find_by_id(preview_id).one(db).await? else {
-        return Ok(());
-    };
-    let mut row = row.into_active_model();
-    row.comment_id = Set(id);
-    row.update(db).await.map(drop)
 }

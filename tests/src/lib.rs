@@ -7,7 +7,9 @@
 
 pub mod db;
 pub mod github;
+pub mod healing;
 pub mod kube;
+pub mod openapi;
 pub mod process;
 pub mod redis_server;
 pub mod registration;

@@ -174,9 +174,25 @@ async fn image_is_built_in_the_cluster_without_a_config() -> anyhow::Result<()> 
         let jobs = s.kube.ever("jobs", Some(&build_ns));
         assert_eq!(jobs.len(), 1, "one build job");
         assert_eq!(jobs[0]["status"]["succeeded"], 1);
-        assert!(
-            !s.kube.ever("secrets", Some(&build_ns)).is_empty(),
-            "the token lived in the build namespace"
+        let secrets = s.kube.ever("secrets", Some(&build_ns));
+        assert_eq!(secrets.len(), 1, "the token lived in the build namespace");
+        // It was minted for this build: this repository only, its contents read only.
+        let encoded = secrets[0]["data"]["GIT_AUTH_TOKEN"]
+            .as_str()
+            .expect("the token is in the Secret");
+        let token = String::from_utf8(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded)
+                .expect("base64"),
+        )
+        .expect("utf-8");
+        assert_eq!(
+            s.gh.token_grant(&token),
+            Some((
+                Some(vec!["acme/web".to_owned()]),
+                // GitHub adds metadata:read to every token.
+                vec!["contents:read".to_owned(), "metadata:read".to_owned()]
+            )),
+            "a scoped token, not the installation's"
         );
 
         // Out of it only to the git host (the simulated GitHub) and the registry.

@@ -1170,3 +1170,268 @@ async fn unimplemented_routes_answer_a_loud_501() {
     assert_eq!(calls.unimplemented, ["GET /repos/acme/web/branches"]);
     assert!(calls.total >= 2);
 }
+
+/// Sends a request with a raw installation token; returns status, headers and body.
+async fn raw(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, HeaderMap, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .header("authorization", format!("token {token}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn conditional_gets_answer_304_for_free_until_something_changes() {
+    let (sim, inst) = sim().await;
+    sim.add_pr_quietly(REPO, NewPr::default());
+    let token = raw_token(&sim, inst).await;
+    let url = format!("{}/repos/acme/web/pulls?state=open", sim.url());
+    let get = reqwest::Method::GET;
+    let (status, h1, body) = raw(get.clone(), url.clone(), &token, &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.as_array().map(Vec::len), Some(1));
+    let etag = header(&h1, "etag").to_owned();
+    assert!(etag.starts_with("W/\""), "{etag}");
+    sim.reset_calls();
+
+    let (status, h2, _) = raw(
+        get.clone(),
+        url.clone(),
+        &token,
+        &[("if-none-match", &etag)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 304, "unchanged");
+    assert_eq!(header(&h2, "etag"), etag);
+    assert_eq!(
+        header(&h2, "x-ratelimit-remaining"),
+        header(&h1, "x-ratelimit-remaining"),
+        "a 304 costs no rate limit"
+    );
+    let calls = sim.calls();
+    assert_eq!((calls.total, calls.not_modified), (0, 1), "{calls:?}");
+
+    sim.add_pr_quietly(REPO, NewPr::default());
+    let (status, h3, body) = raw(get, url, &token, &[("if-none-match", &etag)], None).await;
+    assert_eq!(status, 200, "changed");
+    assert_ne!(header(&h3, "etag"), etag);
+    assert_eq!(body.as_array().map(Vec::len), Some(2));
+    assert_eq!(sim.calls().total, 1);
+}
+
+#[tokio::test]
+async fn listings_page_as_github_does() {
+    let (sim, inst) = sim().await;
+    for _ in 0..130 {
+        sim.add_pr_quietly(REPO, NewPr::default());
+    }
+    let token = raw_token(&sim, inst).await;
+    let get = reqwest::Method::GET;
+    let (_, h, body) = raw(
+        get.clone(),
+        format!("{}/repos/acme/web/pulls", sim.url()),
+        &token,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(body.as_array().map(Vec::len), Some(30), "30 by default");
+    assert!(header(&h, "link").contains("rel=\"next\""));
+    let (_, h, body) = raw(
+        get.clone(),
+        format!("{}/repos/acme/web/pulls?per_page=500", sim.url()),
+        &token,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(body.as_array().map(Vec::len), Some(100), "100 at most");
+    let next = header(&h, "link")
+        .split(',')
+        .find(|l| l.contains("rel=\"next\""))
+        .and_then(|l| l.split(';').next())
+        .map(|u| u.trim().trim_matches(['<', '>']).to_owned())
+        .expect("next link");
+    let (_, h, body) = raw(get, next, &token, &[], None).await;
+    assert_eq!(body.as_array().map(Vec::len), Some(30));
+    assert!(
+        !header(&h, "link").contains("rel=\"next\""),
+        "the last page"
+    );
+}
+
+#[tokio::test]
+async fn writes_can_fail_or_stall_after_github_applied_them() {
+    let (sim, inst) = sim().await;
+    let pr = sim.add_pr_quietly(REPO, NewPr::default());
+    let token = raw_token(&sim, inst).await;
+    let path = format!("/repos/acme/web/issues/{}/comments", pr.number);
+    sim.inject(
+        Fault::on(
+            "POST /repos/{owner}/{repo}/issues/{id}/comments",
+            FaultKind::FailAfterApply(502),
+            1,
+        )
+        .at_path(&path),
+    );
+    let post = reqwest::Method::POST;
+    let url = format!("{}{path}", sim.url());
+    let (status, _, _) = raw(
+        post.clone(),
+        url.clone(),
+        &token,
+        &[],
+        Some(json!({"body": "one"})),
+    )
+    .await;
+    assert_eq!(status, 502, "GitHub said it failed");
+    assert_eq!(
+        sim.comments(REPO, pr.number).len(),
+        1,
+        "but it made the comment"
+    );
+
+    sim.inject(Fault::on(
+        "POST /repos/{owner}/{repo}/issues/{id}/comments",
+        FaultKind::SlowAfterApply(Duration::from_secs(30)),
+        1,
+    ));
+    let slow = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client")
+        .post(url)
+        .header("authorization", format!("token {token}"))
+        .json(&json!({"body": "two"}))
+        .send()
+        .await;
+    assert!(slow.is_err_and(|e| e.is_timeout()), "no answer in time");
+    assert_eq!(
+        sim.comments(REPO, pr.number).len(),
+        2,
+        "applied all the same"
+    );
+}
+
+#[tokio::test]
+async fn scoped_tokens_reach_only_their_repository_and_permissions() {
+    let (sim, inst) = sim().await;
+    sim.add_repo(inst, "acme/api");
+    sim.put_file(REPO, "main", "README.md", "hello");
+    sim.put_file("acme/api", "main", "README.md", "api");
+    let jwt = jwt(
+        APP_KEY,
+        &json!({"iss": 1234, "iat": now() - 60, "exp": now() + 540}),
+    );
+    let mint = |body: Value| {
+        let (sim, jwt) = (sim.clone(), jwt.clone());
+        async move {
+            let res = reqwest::Client::new()
+                .post(format!(
+                    "{}/app/installations/{inst}/access_tokens",
+                    sim.url()
+                ))
+                .bearer_auth(jwt)
+                .json(&body)
+                .send()
+                .await
+                .expect("mint");
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) =
+        mint(json!({"repositories": ["web"], "permissions": {"contents": "read"}})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["permissions"],
+        json!({"contents": "read", "metadata": "read"})
+    );
+    assert_eq!(body["repositories"][0]["full_name"], "acme/web");
+    let token = body["token"].as_str().expect("token").to_owned();
+    let get = reqwest::Method::GET;
+    let contents = |repo: &str| format!("{}/repos/{repo}/contents/README.md", sim.url());
+    assert_eq!(
+        raw(get.clone(), contents("acme/web"), &token, &[], None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        raw(get.clone(), contents("acme/api"), &token, &[], None)
+            .await
+            .0,
+        404,
+        "another repository of the installation"
+    );
+    let (status, _, err) = raw(
+        reqwest::Method::POST,
+        format!("{}/repos/acme/web/check-runs", sim.url()),
+        &token,
+        &[],
+        Some(json!({"name": "x", "head_sha": "abc"})),
+    )
+    .await;
+    assert_eq!(
+        (status, err["message"].as_str()),
+        (403, Some("Resource not accessible by integration"))
+    );
+    let (_, _, listed) = raw(
+        get,
+        format!("{}/installation/repositories", sim.url()),
+        &token,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(listed["total_count"], 1);
+
+    assert_eq!(mint(json!({"repositories": ["elsewhere"]})).await.0, 422);
+    assert_eq!(
+        mint(json!({"permissions": {"administration": "write"}}))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        mint(json!({"permissions": {"contents": "write"}})).await.0,
+        422,
+        "the App has contents: read"
+    );
+}
+
+#[tokio::test]
+async fn custom_repository_roles_report_their_name_and_base() {
+    let (sim, inst) = sim().await;
+    sim.set_custom_role(REPO, "dana", "deployer", "write");
+    let token = raw_token(&sim, inst).await;
+    let (status, _, p) = raw(
+        reqwest::Method::GET,
+        format!("{}/repos/acme/web/collaborators/dana/permission", sim.url()),
+        &token,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(p["permission"], "write");
+    assert_eq!(p["role_name"], "deployer");
+    assert_eq!(p["user"]["permissions"]["push"], true);
+    assert_eq!(p["user"]["permissions"]["maintain"], false);
+}

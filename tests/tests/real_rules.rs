@@ -46,20 +46,23 @@ async fn running_at(s: &Scenario, number: u64, sha: &str) {
     }
 }
 
-/// Waits until the reconciler has run `rounds` more rounds (each lists the open pull requests).
+/// Waits until the reconciler has run `rounds` more rounds (each lists the open pull requests,
+/// answered in full or `304 Not Modified`).
 async fn reconcile_rounds(s: &Scenario, rounds: u64) {
-    let route = "GET /repos/{owner}/{repo}/pulls";
-    let count = |s: &Scenario| s.gh.calls().by_route.get(route).copied().unwrap_or(0);
-    let target = count(s) + rounds;
+    const ROUTE: &str = "GET /repos/{owner}/{repo}/pulls";
+    let count = |gh: &previewd_tests::github::GitHubSim| {
+        let calls = gh.calls();
+        calls.by_route.get(ROUTE).copied().unwrap_or(0)
+            + calls.not_modified_by_route.get(ROUTE).copied().unwrap_or(0)
+    };
+    let target = count(&s.gh) + rounds;
     let gh = s.gh.clone();
     wait::until(
         &format!("{rounds} reconcile rounds"),
         scenario::DEADLINE,
         || {
             let gh = gh.clone();
-            async move {
-                (gh.calls().by_route.get(route).copied().unwrap_or(0) >= target).then_some(())
-            }
+            async move { (count(&gh) >= target).then_some(()) }
         },
     )
     .await

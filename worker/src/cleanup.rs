@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use previewd::{
-    github::api::DeploymentState,
     jobs::CleanupJob,
     previews::{lifecycle, records, report::CommentState},
 };
@@ -188,20 +187,9 @@ async fn remove_locked(
         return Ok(());
     }
 
-    // GitHub: the deployment inactive, the comment says why. Best effort.
-    if let Some(deployment) = preview.github_deployment_id
-        && let Err(e) = ctx
-            .reporter
-            .deployment_status(
-                &actx,
-                deployment,
-                DeploymentState::Inactive,
-                None,
-                "Preview removed",
-            )
-            .await
-    {
-        tracing::warn!(error = %e, "could not mark the deployment inactive");
+    // GitHub: every deployment of the preview inactive, the comment says why. Best effort.
+    if let Err(e) = ctx.reporter.deployments_removed(preview.id).await {
+        tracing::warn!(error = %e, "could not mark the deployments inactive");
     }
     if let Err(e) = ctx
         .reporter

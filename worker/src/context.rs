@@ -21,7 +21,7 @@ pub struct JobContext {
     pub cluster: Cluster,
     pub config: WorkerConfig,
     /// Web host of the GitHub instance (clone URLs): `GITHUB_URL`, by default derived from the
-    /// API URL (`previewd::config::github_web_url`).
+    /// API URL (`previewd::github::urls::web_url`).
     pub git_web: Url,
     /// For the optional public URL probe.
     pub http: reqwest::Client,

@@ -132,7 +132,8 @@ impl Worker {
         })
     }
 
-    async fn context(&self) -> anyhow::Result<Arc<JobContext>> {
+    /// What every job of this worker is given (also how tests drive a periodic round by hand).
+    pub async fn context(&self) -> anyhow::Result<Arc<JobContext>> {
         let install_id = install_id(&self.stores.db).await?;
         Ok(Arc::new(JobContext {
             db: self.stores.db.clone(),

@@ -13,8 +13,9 @@
 //!   preview (or of a finished build) are deleted once older than `ORPHAN_GRACE`, those of a
 //!   renamed repository relabelled. One repository's error is logged and the round goes on;
 //! - **expiry** (`EXPIRY_INTERVAL`) warns of, then removes, previews idle past their TTL;
-//! - the **redelivery sweeper** (`REDELIVERY_INTERVAL`) reads the App's delivery log and asks
-//!   GitHub to redeliver each failed delivery whose GUID never succeeded, once.
+//! - the **redelivery sweeper** (`REDELIVERY_INTERVAL`) reads the App's delivery log since its
+//!   last round and asks GitHub to redeliver, once, each delivery a redelivery can fix (previewd
+//!   answered 5xx, or nothing answered) whose GUID neither succeeded nor was refused.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -522,20 +523,72 @@ pub async fn expire(ctx: &JobContext, queues: &Queues) -> Result<(), Error> {
     Ok(())
 }
 
-/// One sweep: redeliver failed deliveries whose GUID never succeeded. Returns how many.
+/// Most pages of the delivery log one sweep reads (100 deliveries a page).
+pub const REDELIVERY_MAX_PAGES: usize = 10;
+/// Most redeliveries one sweep asks for.
+pub const REDELIVERY_MAX_PER_ROUND: usize = 50;
+
+/// One sweep of the App's delivery log; returns how many redeliveries it asked for.
+///
+/// It reads the log newest first, back to where the last complete sweep began (the newest id
+/// it saw, kept with an interrupted sweep's place in `{prefix}:redelivery:cursor`), at most
+/// [`REDELIVERY_MAX_PAGES`] pages; a sweep cut short resumes from its place next round. It
+/// redelivers, once per GUID (a day's memory), each delivery a redelivery can fix — previewd
+/// answered 5xx or nothing answered — unless that GUID also succeeded or was refused (4xx:
+/// forged, malformed, too large: the same bytes would be refused again). At most
+/// [`REDELIVERY_MAX_PER_ROUND`]; when there were more, the sweep's window is read again next
+/// round rather than skipped.
 pub async fn redeliver_failed(ctx: &JobContext) -> Result<usize, Error> {
-    let deliveries = ctx.github.hook_deliveries().await?;
-    let succeeded: HashSet<&str> = deliveries
+    let cursor_key = format!("{}:redelivery:cursor", ctx.prefix);
+    let mut conn = ctx.redis.clone();
+    let (floor, resume, top): (Option<i64>, Option<String>, Option<i64>) = redis::cmd("HMGET")
+        .arg(&cursor_key)
+        .arg("floor")
+        .arg("resume")
+        .arg("top")
+        .query_async(&mut conn)
+        .await?;
+    let mut next = resume;
+    let mut newest = top;
+    let mut window = Vec::new();
+    let mut complete = false;
+    for _ in 0..REDELIVERY_MAX_PAGES {
+        let page = ctx.github.hook_deliveries_page(next.as_deref()).await?;
+        if newest.is_none() {
+            newest = page.deliveries.first().map(|d| d.id);
+        }
+        let mut reached_floor = false;
+        for d in page.deliveries {
+            if floor.is_some_and(|f| d.id <= f) {
+                reached_floor = true;
+                break;
+            }
+            window.push(d);
+        }
+        next = page.next;
+        if reached_floor || next.is_none() {
+            complete = true;
+            break;
+        }
+    }
+    let settled: HashSet<&str> = window
         .iter()
-        .filter(|d| (200..300).contains(&d.status_code))
+        .filter(|d| d.succeeded() || !d.redelivery_may_help())
         .map(|d| d.guid.as_str())
         .collect();
-    let mut asked = 0;
-    let mut conn = ctx.redis.clone();
-    for d in deliveries
+    let mut seen = HashSet::new();
+    let candidates: Vec<_> = window
         .iter()
-        .filter(|d| !(200..300).contains(&d.status_code) && !succeeded.contains(d.guid.as_str()))
-    {
+        .filter(|d| d.redelivery_may_help() && !settled.contains(d.guid.as_str()))
+        .filter(|d| seen.insert(d.guid.as_str()))
+        .collect();
+    let mut asked = 0;
+    let mut capped = false;
+    for d in candidates {
+        if asked == REDELIVERY_MAX_PER_ROUND {
+            capped = true;
+            break;
+        }
         // Once per GUID (a day's memory), so a delivery that keeps failing is not hammered.
         let key = format!("{}:redelivered:{}", ctx.prefix, d.guid);
         let first: Option<String> = redis::cmd("SET")
@@ -549,9 +602,28 @@ pub async fn redeliver_failed(ctx: &JobContext) -> Result<usize, Error> {
         if first.is_none() {
             continue;
         }
-        tracing::info!(delivery = %d.guid, event = %d.event, status = d.status_code, "redelivering a failed webhook");
+        tracing::info!(delivery = %d.guid, event = %d.event, status = d.status_code, why = %d.status, "redelivering a failed webhook");
         ctx.github.redeliver(d.id).await?;
         asked += 1;
     }
+    // Where the next sweep starts.
+    let mut pipe = redis::pipe();
+    if capped {
+        // Read this window again: what was asked for is remembered per GUID.
+        pipe.cmd("HDEL").arg(&cursor_key).arg("resume").arg("top");
+    } else if complete {
+        if let Some(newest) = newest.filter(|n| floor.is_none_or(|f| *n > f)) {
+            pipe.cmd("HSET").arg(&cursor_key).arg("floor").arg(newest);
+        }
+        pipe.cmd("HDEL").arg(&cursor_key).arg("resume").arg("top");
+    } else if let (Some(next), Some(newest)) = (&next, newest) {
+        pipe.cmd("HSET")
+            .arg(&cursor_key)
+            .arg("resume")
+            .arg(next)
+            .arg("top")
+            .arg(newest);
+    }
+    pipe.query_async::<()>(&mut conn).await?;
     Ok(asked)
 }

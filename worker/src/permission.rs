@@ -57,12 +57,19 @@ pub async fn writer_or_refuse(
         return Ok(false); // answered before (or Redis is down: better silent than repeated)
     }
     let number = u64::try_from(actx.pull_request.number).unwrap_or_default();
+    // The marker names what this answers, so a post that timed out is found, not repeated.
+    let marker = format!(
+        "<!-- previewd:refused {} {} {} -->",
+        who.to_ascii_lowercase(),
+        actx.preview.head_sha,
+        what
+    );
     let body = format!(
-        "@{who}: only people with write permission on this repository can {what} its previews."
+        "{marker}\n@{who}: only people with write permission on this repository can {what} its previews."
     );
     if let Err(e) = ctx
         .github
-        .create_comment(installation, &repo, number, &body)
+        .create_comment(installation, &repo, number, &body, &marker)
         .await
     {
         tracing::warn!(error = %e, "could not answer the refused request");

@@ -1,20 +1,20 @@
 //! GitHub App authentication: the App's own JWT, and installation tokens cached per installation.
 //!
-//! The JWT is RS256 with `iat` 60 s in the past (GitHub's allowance for clock drift) and `exp`
-//! 9 minutes ahead (GitHub refuses more than 10), in integer seconds. Installation tokens live an
-//! hour; [`TokenCache`] hands out a cached token until it is within [`REFRESH_MARGIN`] of expiry,
-//! and each installation has its own async mutex, so concurrent callers wait for one refresh
-//! instead of minting a token each.
+//! The JWT is octocrab's (`octocrab::auth::create_jwt`): RS256, `iat` 60 s in the past (GitHub's
+//! allowance for clock drift), `exp` 9 minutes ahead (GitHub refuses more than 10), integer
+//! seconds, `iss` the App id. Installation tokens live an hour; [`TokenCache`] hands out a cached
+//! token until it is within [`REFRESH_MARGIN`] of expiry, and each installation has its own async
+//! mutex, so concurrent callers wait for one mint instead of minting a token each (octocrab's own
+//! installation clients mint one per concurrent caller and keep a cache per client).
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use octocrab::models::AppId;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 
 /// A token this close to expiry is replaced before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -23,7 +23,7 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub struct AppAuth {
     app_id: u64,
-    key: EncodingKey,
+    key: octocrab::auth::AppAuth,
 }
 
 impl std::fmt::Debug for AppAuth {
@@ -34,19 +34,19 @@ impl std::fmt::Debug for AppAuth {
     }
 }
 
-#[derive(Serialize)]
-struct Claims {
-    iat: u64,
-    exp: u64,
-    iss: String,
-}
-
 impl AppAuth {
     /// Prepares signing with the App's RSA private key (PEM).
     pub fn new(app_id: u64, private_key_pem: &SecretString) -> Result<Self, String> {
-        let key = EncodingKey::from_rsa_pem(private_key_pem.expose_secret().as_bytes())
-            .map_err(|_| "the GitHub App private key is not a valid RSA PEM key".to_owned())?;
-        Ok(Self { app_id, key })
+        let key =
+            octocrab::EncodingKey::from_rsa_pem(private_key_pem.expose_secret().as_bytes())
+                .map_err(|_| "the GitHub App private key is not a valid RSA PEM key".to_owned())?;
+        Ok(Self {
+            app_id,
+            key: octocrab::auth::AppAuth {
+                app_id: AppId(app_id),
+                key,
+            },
+        })
     }
 
     pub fn app_id(&self) -> u64 {
@@ -55,18 +55,10 @@ impl AppAuth {
 
     /// A fresh App JWT.
     pub fn jwt(&self) -> Result<SecretString, String> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| "system clock before 1970".to_owned())?
-            .as_secs();
-        let claims = Claims {
-            iat: now.saturating_sub(60),
-            exp: now + 9 * 60,
-            iss: self.app_id.to_string(),
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
+        self.key
+            .generate_bearer_token()
             .map(SecretString::from)
-            .map_err(|e| format!("cannot sign the App JWT: {e}"))
+            .map_err(|_| "cannot sign the App JWT".to_owned())
     }
 }
 
@@ -220,21 +212,30 @@ mod tests {
         let jwt = auth.jwt().expect("jwt");
         let payload = jwt.expose_secret().split('.').nth(1).expect("payload");
         use base64::Engine as _;
-        let claims: serde_json::Value = serde_json::from_slice(
+        #[derive(serde::Deserialize)]
+        struct Claims {
+            iat: u64,
+            exp: u64,
+            iss: serde_json::Number,
+        }
+        let claims: Claims = serde_json::from_slice(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(payload)
                 .expect("b64"),
         )
         .expect("json");
-        let iat = claims["iat"].as_u64().expect("integer iat");
-        let exp = claims["exp"].as_u64().expect("integer exp");
+        let (iat, exp) = (claims.iat, claims.exp);
         let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+            .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_secs();
         assert!(iat <= now - 59 && iat >= now - 61, "iat is 60 s back");
         assert!(exp - iat <= 600, "at most 10 minutes");
         assert!(exp > now, "not expired");
-        assert_eq!(claims["iss"], "42");
+        assert_eq!(
+            claims.iss.as_u64(),
+            Some(42),
+            "the App id, as GitHub accepts it"
+        );
     }
 }

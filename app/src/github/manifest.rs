@@ -172,39 +172,45 @@ const OPERATION: &str = "POST /app-manifests/{code}/conversions";
 
 /// Exchanges the one-time `code` GitHub put on the redirect for the new App's credentials.
 pub async fn convert(api_url: &Url, code: &str) -> Result<Registration, GitHubError> {
-    let error = |status: Option<u16>, message: String, retryable: bool| GitHubError {
-        operation: OPERATION.to_owned(),
-        status,
-        message,
-        retryable,
+    let error = |status: Option<u16>, message: String, retryable: bool| {
+        let e = GitHubError::new(OPERATION.to_owned(), status, &message);
+        if retryable { e.retryable() } else { e }
     };
     let code = code.trim();
     if code.is_empty() || code.len() > 200 {
         return Err(error(None, "no code on the redirect".to_owned(), false));
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("previewd/", env!("CARGO_PKG_VERSION")))
-        .timeout(Duration::from_secs(30))
+    // No credential: the code is the credential, so the client carries no token.
+    let octo = octocrab::Octocrab::builder()
+        .base_uri(super::urls::api_base(api_url))
+        .map_err(|_| error(None, "GITHUB_API_URL is not a valid URI".to_owned(), false))?
+        .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+        .set_connect_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|e| error(None, format!("cannot build the HTTP client: {e}"), false))?;
-    let url = format!(
-        "{}/app-manifests/{}/conversions",
-        api_url.as_str().trim_end_matches('/'),
-        encode_segment(code)
-    );
-    let response = http
-        .post(&url)
-        .header("accept", "application/vnd.github+json")
-        .header("x-github-api-version", "2022-11-28")
-        .send()
+    let relative = format!("/app-manifests/{}/conversions", encode_segment(code));
+    let builder = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(relative)
+        .header(http::header::ACCEPT, "application/vnd.github+json");
+    let request = octo
+        .build_request(builder, None::<&()>)
+        .map_err(|e| error(None, format!("request: {e}"), false))?;
+    let exchange = async {
+        let response = octo
+            .execute(request)
+            .await
+            .map_err(|_| error(None, "GitHub did not answer".to_owned(), true))?;
+        let status = response.status().as_u16();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .map_err(|_| error(Some(status), "the answer broke off".to_owned(), true))?
+            .to_bytes();
+        Ok::<_, GitHubError>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(Duration::from_secs(30), exchange)
         .await
-        .map_err(|e| error(None, format!("GitHub did not answer: {e}"), true))?;
-    let status = response.status().as_u16();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| error(Some(status), format!("reading the answer: {e}"), true))?;
+        .map_err(|_| error(None, "no answer within 30 s".to_owned(), true))??;
     if status == 404 {
         return Err(error(
             Some(404),

@@ -2,22 +2,33 @@
 //! format: the rest of the app speaks in the small types defined here (`RepoName`, events,
 //! check-run reports) and never sees a raw payload or an HTTP status.
 //!
-//! - [`auth`]: the App's JWT and the per-installation token cache (one refresh in flight).
-//! - [`client`]: the REST client: retries, rate-limit waits, one write at a time per installation.
-//! - [`api`]: the operations previewd uses (check runs, comments, deployments, contents, ...).
-//! - [`webhook`]: signature verification and parsing of deliveries into [`webhook::Event`]s.
+//! - [`client`]: the client — octocrab's transport wrapped in previewd's policies (credentials,
+//!   conditional reads, every page, retries that never repeat a create blindly, rate-limit
+//!   pauses, paced writes, time-outs); [`auth`] (App JWT, one token mint in flight per
+//!   installation), [`cache`] (ETag answers), [`pacing`] (write slots with a lease), [`error`].
+//! - [`api`]: the operations previewd uses (check runs, comments, deployments, contents,
+//!   permissions, installations, scoped tokens, the delivery log), each creation findable again.
+//! - [`wire`]: the typed shapes — octocrab's models where they fit, previewd's own where not.
+//! - [`webhook`]: the webhook extractor (signature, headers, event parse) and the event types.
+//! - [`urls`]: GitHub.com versus Enterprise Server: API, web and clone URLs.
 //! - [`manifest`]: the App manifest flow (the manifest, GitHub's "new App" page, the code
 //!   exchange) behind the "Register GitHub App" page.
 
 pub mod api;
 pub mod auth;
+pub(crate) mod cache;
 pub mod client;
+pub mod error;
 pub mod manifest;
+pub(crate) mod pacing;
+pub mod urls;
 pub mod webhook;
+pub(crate) mod wire;
 
 use std::fmt;
 
-pub use client::{GitHub, GitHubError};
+pub use client::GitHub;
+pub use error::GitHubError;
 
 /// A repository's `owner/name`, checked to have exactly one slash and no path tricks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

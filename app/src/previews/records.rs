@@ -861,3 +861,258 @@ pub async fn check_run_of(
         .await?
         .and_then(|a| a.check_run_id))
 }
+
+// --- GitHub object ids (reporter) ---
+//
+// The check run of an attempt and the sticky comment of a preview are created once, whoever
+// races to create them (the app's "queued" check run and the worker, two workers, a redelivery):
+// their id column is claimed before the create. A claim is a lease, stored as a negative number:
+// `-(lease end in Unix milliseconds)`. While the lease runs, others wait for the id; once it has
+// run out, whoever takes the claim over must look the object up on GitHub before creating it.
+// [`MAYBE_CREATED`] (an expired lease) says so at once: a create that may have been applied.
+// Everything else reads only positive values as ids (`> 0`), as before.
+//
+// The GitHub deployment of an attempt needs no lease (one job per preview holds the preview's
+// lock): `previews.github_deployment_id` holds `-(attempt id)` while that attempt creates it, so
+// a re-run of the same attempt (after a crash) looks its deployment up before creating one.
+
+/// A claim whose lease has run out: the object may exist; look it up before creating it.
+pub const MAYBE_CREATED: i64 = -1;
+
+/// A GitHub object whose id the model keeps, claimed before it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitHubObject {
+    /// The check run of an attempt (`deploy_attempts.check_run_id`, mirrored on the preview).
+    CheckRun { attempt_id: i64, preview_id: i64 },
+    /// The sticky comment of a preview (`previews.comment_id`).
+    Comment { preview_id: i64 },
+}
+
+/// What an object's id column says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitHubObjectId {
+    /// Not created, as far as anyone knows.
+    Absent,
+    /// Created; GitHub's id.
+    Created(i64),
+    /// Claimed by someone; `live` while the lease runs. `raw` is the stored value, for
+    /// [`claim_github_object`] to take it over.
+    Claimed { raw: i64, live: bool },
+}
+
+impl GitHubObjectId {
+    fn of(raw: Option<i64>) -> Self {
+        match raw {
+            None => Self::Absent,
+            Some(id) if id > 0 => Self::Created(id),
+            // `0` is the lease-less claim of earlier versions: treat it as run out.
+            Some(raw) => Self::Claimed {
+                raw,
+                live: raw < 0 && raw.unsigned_abs() > Utc::now().timestamp_millis().unsigned_abs(),
+            },
+        }
+    }
+}
+
+/// Reads an object's id column.
+pub async fn github_object(
+    db: &impl ConnectionTrait,
+    object: GitHubObject,
+) -> Result<GitHubObjectId, DbErr> {
+    let raw = match object {
+        GitHubObject::CheckRun { attempt_id, .. } => deploy_attempt::Entity::find_by_id(attempt_id)
+            .one(db)
+            .await?
+            .and_then(|a| a.check_run_id),
+        GitHubObject::Comment { preview_id } => preview::Entity::find_by_id(preview_id)
+            .one(db)
+            .await?
+            .and_then(|p| p.comment_id),
+    };
+    Ok(GitHubObjectId::of(raw))
+}
+
+/// Writes `new` into the object's id column if it still holds `expected` (`None`: empty).
+async fn swap_github_object(
+    db: &impl ConnectionTrait,
+    object: GitHubObject,
+    expected: Option<i64>,
+    new: Option<i64>,
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let result = match object {
+        GitHubObject::CheckRun { attempt_id, .. } => {
+            let column = deploy_attempt::Column::CheckRunId;
+            deploy_attempt::Entity::update_many()
+                .col_expr(column, Expr::value(new))
+                .filter(deploy_attempt::Column::Id.eq(attempt_id))
+                .filter(match expected {
+                    None => column.is_null(),
+                    Some(v) => column.eq(v),
+                })
+                .exec(db)
+                .await?
+        }
+        GitHubObject::Comment { preview_id } => {
+            let column = preview::Column::CommentId;
+            preview::Entity::update_many()
+                .col_expr(column, Expr::value(new))
+                .filter(preview::Column::Id.eq(preview_id))
+                .filter(match expected {
+                    None => column.is_null(),
+                    Some(v) => column.eq(v),
+                })
+                .exec(db)
+                .await?
+        }
+    };
+    Ok(result.rows_affected == 1)
+}
+
+/// Claims the right to create the object for `lease`, if its column still holds `expected`
+/// (`None` for empty, or the `raw` value of a claim whose lease ran out). Returns the claim's
+/// value on success, for [`settle_github_claim`].
+pub async fn claim_github_object(
+    db: &impl ConnectionTrait,
+    object: GitHubObject,
+    expected: Option<i64>,
+    lease: std::time::Duration,
+) -> Result<Option<i64>, DbErr> {
+    let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+    let claim = -std::cmp::max(until.timestamp_millis(), 2);
+    Ok(swap_github_object(db, object, expected, Some(claim))
+        .await?
+        .then_some(claim))
+}
+
+/// Stores the id of a created object (over whatever the column held), and mirrors a check
+/// run's id on its preview.
+pub async fn store_github_object(
+    db: &impl ConnectionTrait,
+    object: GitHubObject,
+    id: i64,
+) -> Result<(), DbErr> {
+    match object {
+        GitHubObject::CheckRun {
+            attempt_id,
+            preview_id,
+        } => set_check_run(db, attempt_id, preview_id, id).await,
+        GitHubObject::Comment { preview_id } => preview::Entity::update_many()
+            .col_expr(preview::Column::CommentId, Expr::value(id))
+            .filter(preview::Column::Id.eq(preview_id))
+            .exec(db)
+            .await
+            .map(drop),
+    }
+}
+
+/// Ends an unsuccessful claim: back to empty (`None`: GitHub surely made nothing), or to
+/// [`MAYBE_CREATED`]. Does nothing if the claim is no longer the column's.
+pub async fn settle_github_claim(
+    db: &impl ConnectionTrait,
+    object: GitHubObject,
+    claim: i64,
+    to: Option<i64>,
+) -> Result<(), DbErr> {
+    swap_github_object(db, object, Some(claim), to)
+        .await
+        .map(drop)
+}
+
+/// Forgets an object GitHub no longer has (someone deleted the comment), if the column still
+/// holds `id`.
+pub async fn forget_github_object(
+    db: &impl ConnectionTrait,
+    object: GitHubObject,
+    id: i64,
+) -> Result<(), DbErr> {
+    swap_github_object(db, object, Some(id), None)
+        .await
+        .map(drop)
+}
+
+/// Marks that `attempt_id` is creating its preview's GitHub deployment; returns what the column
+/// held before (`Some(-attempt_id)`: this attempt tried before and may have made one).
+pub async fn mark_deployment_creation(
+    db: &impl ConnectionTrait,
+    preview_id: i64,
+    attempt_id: i64,
+) -> Result<Option<i64>, DbErr> {
+    let before = preview::Entity::find_by_id(preview_id)
+        .one(db)
+        .await?
+        .and_then(|p| p.github_deployment_id);
+    preview::Entity::update_many()
+        .col_expr(
+            preview::Column::GithubDeploymentId,
+            Expr::value(-attempt_id),
+        )
+        .filter(preview::Column::Id.eq(preview_id))
+        .exec(db)
+        .await?;
+    Ok(before)
+}
+
+/// Stores the GitHub deployment of an attempt, on the attempt and on its preview.
+pub async fn set_deployment(
+    db: &impl ConnectionTrait,
+    attempt_id: i64,
+    preview_id: i64,
+    deployment_id: i64,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    deploy_attempt::Entity::update_many()
+        .col_expr(
+            deploy_attempt::Column::GithubDeploymentId,
+            Expr::value(deployment_id),
+        )
+        .filter(deploy_attempt::Column::Id.eq(attempt_id))
+        .exec(db)
+        .await?;
+    preview::Entity::update_many()
+        .col_expr(
+            preview::Column::GithubDeploymentId,
+            Expr::value(deployment_id),
+        )
+        .filter(preview::Column::Id.eq(preview_id))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// The GitHub deployments of a preview's attempts that may still show as live, oldest first:
+/// the last succeeded one before `before` (all attempts when `None`) and those after it that
+/// did not stop on their own (superseded and cancelled attempts mark theirs inactive when they
+/// stop). Earlier ones were retired when that success was reported.
+pub async fn deployments_to_retire(
+    db: &impl ConnectionTrait,
+    preview_id: i64,
+    before: Option<i64>,
+) -> Result<Vec<i64>, DbErr> {
+    let mut query = deploy_attempt::Entity::find()
+        .filter(deploy_attempt::Column::PreviewId.eq(preview_id))
+        .filter(deploy_attempt::Column::GithubDeploymentId.gt(0));
+    if let Some(before) = before {
+        query = query.filter(deploy_attempt::Column::Id.lt(before));
+    }
+    let attempts = query
+        .order_by_asc(deploy_attempt::Column::Id)
+        .all(db)
+        .await?;
+    let mut live: Vec<i64> = Vec::new();
+    for a in attempts {
+        let Some(deployment) = a.github_deployment_id else {
+            continue;
+        };
+        match a.status {
+            AttemptStatus::Succeeded => live = vec![deployment],
+            AttemptStatus::Superseded | AttemptStatus::Cancelled => {}
+            AttemptStatus::Failed
+            | AttemptStatus::TimedOut
+            | AttemptStatus::Running
+            | AttemptStatus::Queued => live.push(deployment),
+        }
+    }
+    live.dedup();
+    Ok(live)
+}

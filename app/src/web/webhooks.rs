@@ -12,13 +12,13 @@
 //!    failed and it can be redelivered.
 //! 5. **202** for work accepted, **200** for an event previewd does not act on.
 //!
-//! Bodies over 25 MB get **413** from the body limit.
+//! Steps 1 and 2 (and the headers) are the extractor's, [`webhook::Delivery`]; bodies over
+//! 25 MB get **413** from the body limit.
 
 use axum::{
     Json, Router,
-    body::Bytes,
-    extract::{DefaultBodyLimit, State},
-    http::{HeaderMap, StatusCode},
+    extract::{DefaultBodyLimit, FromRef, State},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -30,7 +30,7 @@ use tracing::Instrument as _;
 
 use super::AppState;
 use crate::{
-    github::webhook::{self, Event},
+    github::webhook::{self, Delivery, Event, Refusal, WebhookSecret},
     previews::{
         intake::{self, Origin},
         lifecycle,
@@ -57,7 +57,7 @@ async fn refuse_announced_oversize(
 ) -> Response {
     let announced = request
         .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|n| n > MAX_BODY) {
@@ -73,56 +73,45 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+impl FromRef<AppState> for WebhookSecret {
+    fn from_ref(state: &AppState) -> Self {
+        Self(state.webhook_secret.clone())
+    }
 }
 
-async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    // Authenticity first: nothing about an unsigned request is trusted, not even its headers.
-    if !webhook::verify_signature(
-        &state.webhook_secret,
-        &body,
-        header(&headers, "x-hub-signature-256"),
-    ) {
-        tracing::warn!("webhook rejected: missing or invalid signature");
-        state.metrics.webhook(
-            header(&headers, "x-github-event").unwrap_or("unknown"),
-            "unauthorized",
-        );
-        return answer(
-            StatusCode::UNAUTHORIZED,
-            json!({ "error": "missing or invalid X-Hub-Signature-256" }),
-        );
-    }
-    let Some(event_name) = header(&headers, "x-github-event") else {
-        return answer(
-            StatusCode::BAD_REQUEST,
-            json!({ "error": "missing X-GitHub-Event" }),
-        );
-    };
-    let guid = match header(&headers, "x-github-delivery") {
-        Some(g) if g.len() <= 64 && g.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
-            g.to_owned()
+/// Logs and counts a refused request, and answers it.
+fn refuse(state: &AppState, refusal: &Refusal) -> Response {
+    match refusal {
+        Refusal::Unsigned { event_name } => {
+            tracing::warn!("webhook rejected: missing or invalid signature");
+            state
+                .metrics
+                .webhook(event_name.as_deref().unwrap_or("unknown"), "unauthorized");
         }
-        _ => {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                json!({ "error": "missing or invalid X-GitHub-Delivery" }),
-            );
-        }
-    };
-    let event = match webhook::parse(event_name, &body) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(delivery = %guid, event = event_name, error = %e, "webhook rejected: malformed payload");
+        Refusal::Malformed {
+            guid,
+            event_name,
+            error,
+        } => {
+            tracing::warn!(delivery = %guid, event = %event_name, error = %error, "webhook rejected: malformed payload");
             state.metrics.webhook(event_name, "malformed");
-            return answer(StatusCode::BAD_REQUEST, json!({ "error": e.to_string() }));
         }
+        Refusal::NoEvent | Refusal::BadDeliveryId | Refusal::Body { .. } => {}
+    }
+    answer(refusal.status(), json!({ "error": refusal.message() }))
+}
+
+async fn receive(State(state): State<AppState>, delivery: Result<Delivery, Refusal>) -> Response {
+    let Delivery {
+        guid,
+        event_name,
+        event,
+        body,
+    } = match delivery {
+        Ok(d) => d,
+        Err(refusal) => return refuse(&state, &refusal),
     };
+    let event_name = event_name.as_str();
     let span = tracing::info_span!("webhook", delivery = %guid, event = event_name, installation = tracing::field::Empty, repo = tracing::field::Empty);
     if let Some((installation, repo)) = event_scope(&event) {
         span.record("installation", installation);

@@ -695,13 +695,14 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
             }
         }
     }
-    // The reconciler over everything open (570 pull requests): one round in a fresh worker.
+    // The reconciler over everything open (570 pull requests): one round in a fresh worker,
+    // then three more with nothing changed, which should cost no counted call (304s only).
     world.gh.reset_calls();
     let mut reconciler_cmd = Command::new(bin("previewd-worker"));
     configure(&mut reconciler_cmd, &world, &db.url, &prefix, 0);
     reconciler_cmd
         .env("WORKER_NAME", "bench-reconciler")
-        .env("RECONCILE_INTERVAL", "1h");
+        .env("RECONCILE_INTERVAL", "2s");
     let t0 = Instant::now();
     let reconciler = Running::start(reconciler_cmd);
     let line = reconciler.wait_for_line("reconciled", Duration::from_secs(120));
@@ -709,11 +710,24 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v["summary"].as_str().map(str::to_owned))
         .unwrap_or_default();
+    let first = world.gh.calls();
     println!(
-        "reconcile round, {} open PRs:       {:.2} s (incl. worker start), {} GitHub calls; {summary}",
+        "reconcile round, {} open PRs:       {:.2} s (incl. worker start), {} GitHub calls ({} answered 304); {summary}",
         before,
         t0.elapsed().as_secs_f64(),
-        world.gh.calls().total
+        first.total,
+        first.not_modified
+    );
+    world.gh.reset_calls();
+    for _ in 0..3 {
+        reconciler.wait_for_line("reconciled", Duration::from_secs(60));
+    }
+    let idle = world.gh.calls();
+    println!(
+        "idle reconcile rounds, {} open PRs:  {:.1} counted GitHub calls per round ({:.1} answered 304, free)",
+        before,
+        idle.total as f64 / 3.0,
+        idle.not_modified as f64 / 3.0
     );
     drop(reconciler);
 
@@ -782,9 +796,10 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
     .await?;
     let calls = world.gh.calls();
     println!(
-        "GitHub calls, open → push → close:     {} (+{} token mints)",
+        "GitHub calls, open → push → close:     {} (+{} token mints, {} answered 304)",
         calls.total - calls.tokens_minted,
-        calls.tokens_minted
+        calls.tokens_minted,
+        calls.not_modified
     );
     println!(
         "cleanup, close → namespace gone:       {} (zero simulated delays)",

@@ -4,7 +4,10 @@
 //! nothing on the few public ones (the manifest flow: its one-time code is the credential).
 //!
 //! A token is only good for its own installation's repositories; using it on another's answers 401
-//! (real GitHub answers 404 or 403 there; the simulator is deliberately louder).
+//! (real GitHub answers 404 or 403 there; the simulator is deliberately louder). A token minted
+//! with a scope (`repositories` / `repository_ids`, `permissions`) carries it: other
+//! repositories are 404 and routes needing a permission it lacks are 403 "Resource not
+//! accessible by integration", as on GitHub (checked by the front door, `server`).
 
 use axum::http::HeaderMap;
 use chrono::Utc;
@@ -15,7 +18,7 @@ use super::{
     encoding::random_alnum,
     reply::ApiError,
     routes::AuthKind,
-    state::{Bucket, Shared, State, TokenRec},
+    state::{Bucket, Shared, State, TokenRec, TokenScope},
 };
 
 /// Who made a request.
@@ -46,9 +49,9 @@ pub(crate) fn authenticate(
     kind: AuthKind,
     headers: &HeaderMap,
     route_key: &str,
-) -> Result<Caller, ApiError> {
+) -> Result<(Caller, Option<TokenScope>), ApiError> {
     if kind == AuthKind::Public {
-        return Ok(Caller::Anonymous);
+        return Ok((Caller::Anonymous, None));
     }
     let credential = headers
         .get("authorization")
@@ -62,9 +65,9 @@ pub(crate) fn authenticate(
         return Err(ApiError::new(401, "Requires authentication"));
     };
     match kind {
-        AuthKind::App => verify_jwt(shared, &credential).map(|()| Caller::App),
+        AuthKind::App => verify_jwt(shared, &credential).map(|()| (Caller::App, None)),
         AuthKind::Installation => use_token(state, &credential, route_key),
-        AuthKind::Public => Ok(Caller::Anonymous),
+        AuthKind::Public => Ok((Caller::Anonymous, None)),
     }
 }
 
@@ -121,7 +124,11 @@ fn verify_jwt(shared: &Shared, jwt: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn use_token(state: &mut State, token: &str, route_key: &str) -> Result<Caller, ApiError> {
+fn use_token(
+    state: &mut State,
+    token: &str,
+    route_key: &str,
+) -> Result<(Caller, Option<TokenScope>), ApiError> {
     let Some(rec) = state.tokens.get(token) else {
         return Err(ApiError::bad_credentials());
     };
@@ -138,13 +145,14 @@ fn use_token(state: &mut State, token: &str, route_key: &str) -> Result<Caller, 
         _ => return Err(ApiError::bad_credentials()),
     }
     let first_use = rec.uses == 0;
+    let scope = rec.scope.clone();
     if let Some(rec) = state.tokens.get_mut(token) {
         rec.uses += 1;
     }
     if first_use && state.faults.take_unauthorized_first_use(route_key) {
         return Err(ApiError::bad_credentials());
     }
-    Ok(Caller::Installation(installation_id))
+    Ok((Caller::Installation(installation_id), Some(scope)))
 }
 
 /// Mints a token for the installation; the caller already checked it may.
@@ -152,6 +160,7 @@ pub(crate) fn mint(
     shared: &Shared,
     state: &mut State,
     installation_id: i64,
+    scope: TokenScope,
 ) -> (String, chrono::DateTime<Utc>) {
     let token = format!("ghs_{}", random_alnum(36));
     let lifetime = chrono::Duration::from_std(shared.opts.token_lifetime)
@@ -163,6 +172,7 @@ pub(crate) fn mint(
             installation_id,
             expires_at,
             uses: 0,
+            scope,
         },
     );
     state.calls.tokens_minted += 1;

@@ -52,6 +52,15 @@ impl GitHubSim {
         bytes(&envelope(api, r, sender, m))
     }
 
+    /// Opens a pull request in the simulator's state without sending its webhook (a pull
+    /// request previewd missed, as the reconciler must find it).
+    pub fn add_pr_quietly(&self, repo: &str, new: NewPr) -> Pr {
+        let mut st = self.shared().lock();
+        let number = insert_pr(&mut st, repo, new);
+        let r = st.repo_or_panic(repo);
+        r.prs[&number].snapshot(r)
+    }
+
     /// Opens a pull request (`pull_request.opened`).
     pub async fn open_pr(&self, repo: &str, new: NewPr) -> (Pr, Delivery) {
         let (snapshot, body) = self.render_open_pr(repo, new);
@@ -63,52 +72,13 @@ impl GitHubSim {
     pub(super) fn render_open_pr(&self, repo: &str, new: NewPr) -> (Pr, Vec<u8>) {
         {
             let mut st = self.shared().lock();
-            let key = State::key(repo);
-            st.repo_or_panic(repo);
-            let id = st.ids.pr();
-            let issue_id = st.ids.issue();
-            let fork_repo_id = if new.from_fork { st.ids.repo() } else { 0 };
-            for label in &new.labels {
-                st.label_id(&key, label);
-            }
-            let r = st.repo_or_panic(repo);
-            let number = r.next_number;
-            r.next_number += 1;
-            let base_sha = r
-                .branch_sha(&new.base_ref)
-                .unwrap_or_else(|| r.default_sha.clone());
-            r.known_refs.insert(new.head_sha.clone());
-            if !new.from_fork {
-                r.known_refs.insert(new.head_ref.clone());
-            }
-            let now = Utc::now();
-            r.prs.insert(
-                number,
-                PrRec {
-                    id,
-                    issue_id,
-                    number,
-                    title: new.title,
-                    author: new.author.clone(),
-                    state: "open".to_owned(),
-                    draft: new.draft,
-                    merged: false,
-                    head_ref: new.head_ref,
-                    head_sha: new.head_sha,
-                    base_ref: new.base_ref,
-                    base_sha,
-                    from_fork: new.from_fork,
-                    fork_repo_id,
-                    labels: new.labels,
-                    created_at: now,
-                    updated_at: now,
-                    closed_at: None,
-                    merged_at: None,
-                    merge_commit_sha: None,
-                },
-            );
-            let snapshot = r.prs[&number].snapshot(r);
-            let body = self.pr_payload(&st, repo, number, "opened", &new.author, json!({}));
+            let author = new.author.clone();
+            let number = insert_pr(&mut st, repo, new);
+            let snapshot = {
+                let r = st.repo_or_panic(repo);
+                r.prs[&number].snapshot(r)
+            };
+            let body = self.pr_payload(&st, repo, number, "opened", &author, json!({}));
             (snapshot, body)
         }
     }
@@ -377,7 +347,10 @@ impl GitHubSim {
                     inst.suspended = false;
                 }
                 "deleted" => inst.deleted = true,
-                "suspend" => inst.suspended = true,
+                "suspend" => {
+                    inst.suspended = true;
+                    inst.suspended_at = Utc::now();
+                }
                 "unsuspend" => inst.suspended = false,
                 _ => {}
             }
@@ -487,4 +460,53 @@ impl GitHubSim {
             .await
             .unwrap_or_else(|| panic!("github simulator: no delivery {delivery_id}"))
     }
+}
+
+/// Adds the pull request to the state; returns its number.
+fn insert_pr(st: &mut State, repo: &str, new: NewPr) -> u64 {
+    let key = State::key(repo);
+    st.repo_or_panic(repo);
+    let id = st.ids.pr();
+    let issue_id = st.ids.issue();
+    let fork_repo_id = if new.from_fork { st.ids.repo() } else { 0 };
+    for label in &new.labels {
+        st.label_id(&key, label);
+    }
+    let r = st.repo_or_panic(repo);
+    let number = r.next_number;
+    r.next_number += 1;
+    let base_sha = r
+        .branch_sha(&new.base_ref)
+        .unwrap_or_else(|| r.default_sha.clone());
+    r.known_refs.insert(new.head_sha.clone());
+    if !new.from_fork {
+        r.known_refs.insert(new.head_ref.clone());
+    }
+    let now = Utc::now();
+    r.prs.insert(
+        number,
+        PrRec {
+            id,
+            issue_id,
+            number,
+            title: new.title,
+            author: new.author,
+            state: "open".to_owned(),
+            draft: new.draft,
+            merged: false,
+            head_ref: new.head_ref,
+            head_sha: new.head_sha,
+            base_ref: new.base_ref,
+            base_sha,
+            from_fork: new.from_fork,
+            fork_repo_id,
+            labels: new.labels,
+            created_at: now,
+            updated_at: now,
+            closed_at: None,
+            merged_at: None,
+            merge_commit_sha: None,
+        },
+    );
+    number
 }

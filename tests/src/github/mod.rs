@@ -3,14 +3,18 @@
 //! (`GITHUB_API_URL` = [`GitHubSim::url`]) and it cannot tell the difference that matters.
 //!
 //! The simulator verifies the App's JWT with the App's public key, mints expiring installation
-//! tokens and checks them on every call, keeps installations, repositories, files, pull requests,
+//! tokens (scoped to repositories and permissions when asked, and held to that scope and to the
+//! App's permissions on every call), keeps installations, repositories, files, pull requests,
 //! check runs, comments, deployments and webhook deliveries in memory, generates webhook payloads
-//! from that state and signs and sends them, serves the App manifest flow (the "new App" pages
-//! and the single-use code exchange, after which it signs with the new App's webhook secret and
-//! sends to its webhook URL), counts calls per route and per installation, and
-//! injects faults (5xx, 401 on a fresh token, secondary rate limits with `retry-after`, latency,
-//! dropped deliveries). Anything it does not implement answers a loud 501 that is printed and
-//! recorded, never a plausible-looking answer.
+//! from that state and signs and sends them, pages listings as GitHub does (30 by default, 100 at
+//! most, `Link` headers), answers conditional GETs with `304` that cost no rate limit and are not
+//! counted, serves the App manifest flow (the "new App" pages and the single-use code exchange,
+//! after which it signs with the new App's webhook secret and sends to its webhook URL), counts
+//! calls per route and per installation, can keep every answer for checking against GitHub's
+//! OpenAPI description, and injects faults (5xx, 401 on a fresh token, secondary rate limits
+//! with `retry-after`, latency, writes that fail or stall *after* being applied, dropped
+//! deliveries). Anything it does not implement answers a loud 501 that is printed and recorded,
+//! never a plausible-looking answer.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -56,7 +60,7 @@ pub use faults::{Fault, FaultKind};
 pub use model::{
     Calls, CheckRun, CheckRunAction, Comment, Delivery, Deployment, DeploymentStatus, NewPr, Pr,
 };
-pub use state::{BOT_LOGIN, RegisteredApp};
+pub use state::{BOT_LOGIN, RecordedResponse, RegisteredApp};
 pub use webhooks::signature;
 
 use state::{InstallationRec, Shared, State};
@@ -179,6 +183,7 @@ impl GitHubSim {
                 id,
                 account: account.to_owned(),
                 suspended: false,
+                suspended_at: Utc::now(),
                 deleted: false,
                 created_at: Utc::now(),
             },
@@ -204,12 +209,30 @@ impl GitHubSim {
         );
         let mut st = self.shared().lock();
         let r = st.repo_or_panic(repo);
+        r.custom_roles.remove(&login.to_ascii_lowercase());
         if permission == "none" {
             r.permissions.remove(&login.to_ascii_lowercase());
         } else {
             r.permissions
                 .insert(login.to_ascii_lowercase(), permission.to_owned());
         }
+    }
+
+    /// Gives `login` a custom repository role `role_name` made from the built-in role `base`
+    /// (GitHub reports the base as the legacy `permission` and the custom name as `role_name`).
+    pub fn set_custom_role(&self, repo: &str, login: &str, role_name: &str, base: &str) {
+        assert!(
+            ["read", "triage", "write", "maintain"].contains(&base),
+            "github simulator: a custom role's base is read, triage, write or maintain, not {base:?}"
+        );
+        let mut st = self.shared().lock();
+        let r = st.repo_or_panic(repo);
+        r.permissions
+            .insert(login.to_ascii_lowercase(), base.to_owned());
+        r.custom_roles.insert(
+            login.to_ascii_lowercase(),
+            (role_name.to_owned(), base.to_owned()),
+        );
     }
 
     /// Puts a file on a branch or at a sha. A branch cut from the default branch also sees the
@@ -304,6 +327,25 @@ impl GitHubSim {
         self.shared().lock().webhook_url.clone()
     }
 
+    /// What a token this simulator minted may reach: the repositories it is limited to
+    /// (`None`: all of its installation's) and its permissions, each `name:level`. `None` when
+    /// the simulator never minted it.
+    pub fn token_grant(&self, token: &str) -> Option<(Option<Vec<String>>, Vec<String>)> {
+        let st = self.shared().lock();
+        let rec = st.tokens.get(token)?;
+        Some((
+            rec.scope
+                .repositories
+                .as_ref()
+                .map(|r| r.iter().cloned().collect()),
+            rec.scope
+                .permissions
+                .iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect(),
+        ))
+    }
+
     pub fn calls(&self) -> Calls {
         self.shared().lock().calls.clone()
     }
@@ -311,6 +353,16 @@ impl GitHubSim {
     /// Zeroes the call counters (tokens stay valid).
     pub fn reset_calls(&self) {
         self.shared().lock().calls = Calls::default();
+    }
+
+    /// Keeps (or stops keeping) every answer from now on, for [`Self::recorded_responses`].
+    pub fn record_responses(&self, on: bool) {
+        self.shared().lock().recording = on;
+    }
+
+    /// The answers kept since [`Self::record_responses`] was turned on, oldest first.
+    pub fn recorded_responses(&self) -> Vec<RecordedResponse> {
+        self.shared().lock().recorded.clone()
     }
 
     // ----- faults -----
@@ -326,6 +378,11 @@ impl GitHubSim {
             );
         }
         self.shared().lock().faults.inject(fault);
+    }
+
+    /// The next `n` webhooks are signed with a wrong secret: the receiver should refuse them.
+    pub fn forge_next_deliveries(&self, n: u32) {
+        self.shared().lock().faults.forge_deliveries += n;
     }
 
     /// The next `n` webhooks are not sent; they are recorded as failed (no status code), so

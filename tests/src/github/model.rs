@@ -155,12 +155,17 @@ pub struct Delivery {
 /// What the simulator was asked, counted since start or the last [`super::GitHubSim::reset_calls`].
 #[derive(Clone, Debug, Default)]
 pub struct Calls {
-    /// Every request, answered or not.
+    /// Every request that counts against GitHub's rate limit, answered or not: all but the
+    /// conditional ones answered `304 Not Modified` (those are in `not_modified`).
     pub total: u64,
+    /// Conditional requests answered `304 Not Modified` (free of rate limit, as on GitHub).
+    pub not_modified: u64,
     /// By route key, e.g. `"POST /repos/{owner}/{repo}/check-runs"` (see [`super::routes::keys`]);
-    /// unimplemented requests count under their literal `"METHOD /path"`.
+    /// unimplemented requests count under their literal `"METHOD /path"`. Without 304s.
     pub by_route: BTreeMap<String, u64>,
-    /// Requests authenticated with an installation token, by installation.
+    /// Conditional requests answered `304 Not Modified`, by route key.
+    pub not_modified_by_route: BTreeMap<String, u64>,
+    /// Requests authenticated with an installation token, by installation (without 304s).
     pub by_installation: BTreeMap<i64, u64>,
     /// Installation tokens handed out.
     pub tokens_minted: u64,

@@ -120,7 +120,7 @@ pub(crate) fn installation(shared: &Shared, inst: &InstallationRec) -> Value {
         "has_multiple_single_files": false,
         "single_file_paths": [],
         "suspended_by": if inst.suspended { account(api, &inst.account, "User") } else { Value::Null },
-        "suspended_at": if inst.suspended { ts(Utc::now()) } else { Value::Null },
+        "suspended_at": if inst.suspended { ts(inst.suspended_at) } else { Value::Null },
     })
 }
 
@@ -182,10 +182,39 @@ fn repository(api: &str, v: &RepoView<'_>) -> Value {
         "ssh_url": format!("git@github.com:{full}.git"),
         "clone_url": format!("{HTML}/{full}.git"),
     });
+    let urls = json!({
+        "assignees_url": format!("{u}/assignees{{/user}}"),
+        "blobs_url": format!("{u}/git/blobs{{/sha}}"),
+        "compare_url": format!("{u}/compare/{{base}}...{{head}}"),
+        "contributors_url": format!("{u}/contributors"),
+        "downloads_url": format!("{u}/downloads"),
+        "events_url": format!("{u}/events"),
+        "forks_url": format!("{u}/forks"),
+        "git_commits_url": format!("{u}/git/commits{{/sha}}"),
+        "git_refs_url": format!("{u}/git/refs{{/sha}}"),
+        "git_tags_url": format!("{u}/git/tags{{/sha}}"),
+        "issue_events_url": format!("{u}/issues/events{{/number}}"),
+        "keys_url": format!("{u}/keys{{/key_id}}"),
+        "languages_url": format!("{u}/languages"),
+        "merges_url": format!("{u}/merges"),
+        "milestones_url": format!("{u}/milestones{{/number}}"),
+        "notifications_url": format!("{u}/notifications{{?since,all,participating}}"),
+        "releases_url": format!("{u}/releases{{/id}}"),
+        "stargazers_url": format!("{u}/stargazers"),
+        "subscribers_url": format!("{u}/subscribers"),
+        "subscription_url": format!("{u}/subscription"),
+        "tags_url": format!("{u}/tags"),
+        "teams_url": format!("{u}/teams"),
+        "trees_url": format!("{u}/git/trees{{/sha}}"),
+        "mirror_url": null,
+        "svn_url": format!("{HTML}/{full}"),
+    });
+    merge(&mut out, urls);
     let rest = json!({
         "created_at": ts(v.created),
         "updated_at": ts(v.created),
-        "pushed_at": ts(Utc::now()),
+        // Stable, as on GitHub between pushes: answers that do not change keep their ETag.
+        "pushed_at": ts(v.created),
         "homepage": null,
         "size": 1,
         "stargazers_count": 0,
@@ -373,6 +402,45 @@ pub(crate) fn pull_request(api: &str, st: &State, r: &RepoRec, pr: &PrRec) -> Va
         "changed_files": 1,
     });
     merge(&mut out, rest);
+    let link = |href: String| json!({ "href": href });
+    merge(
+        &mut out,
+        json!({"_links": {
+            "self": link(u.clone()),
+            "html": link(format!("{HTML}/{full}/pull/{}", pr.number)),
+            "issue": link(issue.clone()),
+            "comments": link(format!("{issue}/comments")),
+            "review_comments": link(format!("{u}/comments")),
+            "review_comment": link(format!("{api}/repos/{full}/pulls/comments{{/number}}")),
+            "commits": link(format!("{u}/commits")),
+            "statuses": link(format!("{api}/repos/{full}/statuses/{}", pr.head_sha)),
+        }}),
+    );
+    out
+}
+
+/// A pull request as listings show it (`pull-request-simple`): without the counts and merge
+/// state only the single pull request carries — so a new comment does not change the listing.
+pub(crate) fn pull_request_simple(api: &str, st: &State, r: &RepoRec, pr: &PrRec) -> Value {
+    let mut out = pull_request(api, st, r, pr);
+    if let Some(m) = out.as_object_mut() {
+        for key in [
+            "merged",
+            "mergeable",
+            "rebaseable",
+            "mergeable_state",
+            "merged_by",
+            "comments",
+            "review_comments",
+            "maintainer_can_modify",
+            "commits",
+            "additions",
+            "deletions",
+            "changed_files",
+        ] {
+            m.remove(key);
+        }
+    }
     out
 }
 
@@ -521,7 +589,11 @@ pub(crate) fn check_suite(
         "pull_requests": prs_for_sha(api, r, sha),
         "app": app(shared, st.installations.len()),
         "created_at": ts(created),
-        "updated_at": ts(Utc::now()),
+        "updated_at": ts(runs
+            .iter()
+            .filter_map(|c| c.run.completed_at.or(c.run.started_at))
+            .max()
+            .unwrap_or(created)),
         "rerequestable": true,
         "runs_rerequestable": true,
         "latest_check_runs_count": runs.len(),

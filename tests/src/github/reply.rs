@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::auth::Caller;
+use super::{auth::Caller, state::TokenScope};
 
 /// GitHub's generic documentation link in error bodies.
 pub const DOCS: &str = "https://docs.github.com/rest";
@@ -15,6 +15,8 @@ pub const DOCS: &str = "https://docs.github.com/rest";
 /// A request as a handler sees it, after routing and authentication.
 pub(crate) struct Req<'a> {
     pub caller: Caller,
+    /// What the installation token may reach (`None` for the App's JWT).
+    pub scope: Option<TokenScope>,
     /// Path parameters by template name, percent-decoded.
     pub params: Vec<(&'static str, String)>,
     pub query: BTreeMap<String, String>,

@@ -32,6 +32,9 @@ pub(crate) struct Route {
     pub method: &'static str,
     pub template: &'static str,
     pub auth: AuthKind,
+    /// The installation permission (and least level) an installation token needs here, as
+    /// GitHub's "permissions required for GitHub Apps" lists it; `None` for JWT routes.
+    pub permission: Option<(&'static str, &'static str)>,
     pub handler: Handler,
 }
 
@@ -46,63 +49,76 @@ const fn r(
     method: &'static str,
     template: &'static str,
     auth: AuthKind,
+    permission: Option<(&'static str, &'static str)>,
     handler: Handler,
 ) -> Route {
     Route {
         method,
         template,
         auth,
+        permission,
         handler,
     }
 }
 
 use AuthKind::{App, Installation as Inst, Public};
 
+const JWT: Option<(&str, &str)> = None;
+const META: Option<(&str, &str)> = Some(("metadata", "read"));
+const CONTENTS: Option<(&str, &str)> = Some(("contents", "read"));
+const PULLS: Option<(&str, &str)> = Some(("pull_requests", "read"));
+const CHECKS_R: Option<(&str, &str)> = Some(("checks", "read"));
+const CHECKS_W: Option<(&str, &str)> = Some(("checks", "write"));
+const ISSUES_R: Option<(&str, &str)> = Some(("issues", "read"));
+const ISSUES_W: Option<(&str, &str)> = Some(("issues", "write"));
+const DEPLOY_R: Option<(&str, &str)> = Some(("deployments", "read"));
+const DEPLOY_W: Option<(&str, &str)> = Some(("deployments", "write"));
+
 #[rustfmt::skip]
 pub(crate) static ROUTES: &[Route] = &[
     // The App itself (JWT).
-    r("GET", "/app", App, app::get_app),
-    r("GET", "/app/installations", App, app::list_installations),
-    r("GET", "/app/installations/{id}", App, app::get_installation),
-    r("POST", "/app/installations/{id}/access_tokens", App, app::create_token),
-    r("GET", "/app/hook/deliveries", App, app::list_deliveries),
-    r("GET", "/app/hook/deliveries/{id}", App, app::get_delivery),
-    r("POST", "/app/hook/deliveries/{id}/attempts", App, app::redeliver),
-    r("GET", "/repos/{owner}/{repo}/installation", App, app::repo_installation),
+    r("GET", "/app", App, JWT, app::get_app),
+    r("GET", "/app/installations", App, JWT, app::list_installations),
+    r("GET", "/app/installations/{id}", App, JWT, app::get_installation),
+    r("POST", "/app/installations/{id}/access_tokens", App, JWT, app::create_token),
+    r("GET", "/app/hook/deliveries", App, JWT, app::list_deliveries),
+    r("GET", "/app/hook/deliveries/{id}", App, JWT, app::get_delivery),
+    r("POST", "/app/hook/deliveries/{id}/attempts", App, JWT, app::redeliver),
+    r("GET", "/repos/{owner}/{repo}/installation", App, JWT, app::repo_installation),
     // The manifest flow: the browser's "new App" pages (web), then the code exchange (API).
-    r("POST", "/settings/apps/new", Public, new_app::for_user),
-    r("POST", "/organizations/{org}/settings/apps/new", Public, new_app::for_organization),
-    r("POST", "/app-manifests/{code}/conversions", Public, app::convert_manifest),
+    r("POST", "/settings/apps/new", Public, JWT, new_app::for_user),
+    r("POST", "/organizations/{org}/settings/apps/new", Public, JWT, new_app::for_organization),
+    r("POST", "/app-manifests/{code}/conversions", Public, JWT, app::convert_manifest),
     // Repositories (installation token).
-    r("GET", "/installation/repositories", Inst, repos::installation_repositories),
-    r("GET", "/repos/{owner}/{repo}", Inst, repos::get_repo),
-    r("GET", "/repos/{owner}/{repo}/pulls", Inst, repos::list_pulls),
-    r("GET", "/repos/{owner}/{repo}/pulls/{id}", Inst, repos::get_pull),
-    r("GET", "/repos/{owner}/{repo}/pulls/{id}/files", Inst, repos::pull_files),
-    r("GET", "/repos/{owner}/{repo}/collaborators/{name}/permission", Inst, repos::permission),
-    r("GET", "/repos/{owner}/{repo}/contents", Inst, repos::contents),
-    r("GET", "/repos/{owner}/{repo}/contents/{path}", Inst, repos::contents),
+    r("GET", "/installation/repositories", Inst, META, repos::installation_repositories),
+    r("GET", "/repos/{owner}/{repo}", Inst, META, repos::get_repo),
+    r("GET", "/repos/{owner}/{repo}/pulls", Inst, PULLS, repos::list_pulls),
+    r("GET", "/repos/{owner}/{repo}/pulls/{id}", Inst, PULLS, repos::get_pull),
+    r("GET", "/repos/{owner}/{repo}/pulls/{id}/files", Inst, PULLS, repos::pull_files),
+    r("GET", "/repos/{owner}/{repo}/collaborators/{name}/permission", Inst, META, repos::permission),
+    r("GET", "/repos/{owner}/{repo}/contents", Inst, CONTENTS, repos::contents),
+    r("GET", "/repos/{owner}/{repo}/contents/{path}", Inst, CONTENTS, repos::contents),
     // Check runs.
-    r("POST", "/repos/{owner}/{repo}/check-runs", Inst, checks::create),
-    r("GET", "/repos/{owner}/{repo}/check-runs/{id}", Inst, checks::get),
-    r("PATCH", "/repos/{owner}/{repo}/check-runs/{id}", Inst, checks::update),
-    r("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs", Inst, checks::list_for_ref),
+    r("POST", "/repos/{owner}/{repo}/check-runs", Inst, CHECKS_W, checks::create),
+    r("GET", "/repos/{owner}/{repo}/check-runs/{id}", Inst, CHECKS_R, checks::get),
+    r("PATCH", "/repos/{owner}/{repo}/check-runs/{id}", Inst, CHECKS_W, checks::update),
+    r("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs", Inst, CHECKS_R, checks::list_for_ref),
     // Issue comments and labels.
-    r("GET", "/repos/{owner}/{repo}/issues/{id}/comments", Inst, issues::list_comments),
-    r("POST", "/repos/{owner}/{repo}/issues/{id}/comments", Inst, issues::create_comment),
-    r("GET", "/repos/{owner}/{repo}/issues/comments/{id}", Inst, issues::get_comment),
-    r("PATCH", "/repos/{owner}/{repo}/issues/comments/{id}", Inst, issues::update_comment),
-    r("POST", "/repos/{owner}/{repo}/issues/comments/{id}", Inst, issues::update_comment),
-    r("DELETE", "/repos/{owner}/{repo}/issues/comments/{id}", Inst, issues::delete_comment),
-    r("GET", "/repos/{owner}/{repo}/issues/{id}/labels", Inst, issues::list_labels),
-    r("POST", "/repos/{owner}/{repo}/issues/{id}/labels", Inst, issues::add_labels),
-    r("DELETE", "/repos/{owner}/{repo}/issues/{id}/labels/{name}", Inst, issues::remove_label),
+    r("GET", "/repos/{owner}/{repo}/issues/{id}/comments", Inst, ISSUES_R, issues::list_comments),
+    r("POST", "/repos/{owner}/{repo}/issues/{id}/comments", Inst, ISSUES_W, issues::create_comment),
+    r("GET", "/repos/{owner}/{repo}/issues/comments/{id}", Inst, ISSUES_R, issues::get_comment),
+    r("PATCH", "/repos/{owner}/{repo}/issues/comments/{id}", Inst, ISSUES_W, issues::update_comment),
+    r("POST", "/repos/{owner}/{repo}/issues/comments/{id}", Inst, ISSUES_W, issues::update_comment),
+    r("DELETE", "/repos/{owner}/{repo}/issues/comments/{id}", Inst, ISSUES_W, issues::delete_comment),
+    r("GET", "/repos/{owner}/{repo}/issues/{id}/labels", Inst, ISSUES_R, issues::list_labels),
+    r("POST", "/repos/{owner}/{repo}/issues/{id}/labels", Inst, ISSUES_W, issues::add_labels),
+    r("DELETE", "/repos/{owner}/{repo}/issues/{id}/labels/{name}", Inst, ISSUES_W, issues::remove_label),
     // Deployments.
-    r("GET", "/repos/{owner}/{repo}/deployments", Inst, deployments::list),
-    r("POST", "/repos/{owner}/{repo}/deployments", Inst, deployments::create),
-    r("GET", "/repos/{owner}/{repo}/deployments/{id}", Inst, deployments::get),
-    r("GET", "/repos/{owner}/{repo}/deployments/{id}/statuses", Inst, deployments::list_statuses),
-    r("POST", "/repos/{owner}/{repo}/deployments/{id}/statuses", Inst, deployments::create_status),
+    r("GET", "/repos/{owner}/{repo}/deployments", Inst, DEPLOY_R, deployments::list),
+    r("POST", "/repos/{owner}/{repo}/deployments", Inst, DEPLOY_W, deployments::create),
+    r("GET", "/repos/{owner}/{repo}/deployments/{id}", Inst, DEPLOY_R, deployments::get),
+    r("GET", "/repos/{owner}/{repo}/deployments/{id}/statuses", Inst, DEPLOY_R, deployments::list_statuses),
+    r("POST", "/repos/{owner}/{repo}/deployments/{id}/statuses", Inst, DEPLOY_W, deployments::create_status),
 ];
 
 /// Every route key the simulator implements, e.g. `"POST /repos/{owner}/{repo}/check-runs"`.

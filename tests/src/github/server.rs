@@ -1,7 +1,10 @@
 //! The HTTP front door: one axum fallback handler receives every request and walks it through
-//! what GitHub does before and after a handler runs: count it, delay it (latency option and
-//! faults), authenticate it, spend its rate-limit budget, fire injected failures, call the
-//! handler, and stamp every answer with `x-ratelimit-*` and `x-github-request-id` headers.
+//! what GitHub does before and after a handler runs: delay it (latency option and faults),
+//! authenticate it, spend its rate-limit budget, fire injected failures, keep a scoped token
+//! inside its scope, call the handler, answer a conditional GET whose ETag still matches with
+//! `304` (given back to the budget and not counted), count it, fire the faults that act after the
+//! request was applied, and stamp every answer with `ETag`, `x-ratelimit-*` and
+//! `x-github-request-id` headers.
 //!
 //! A request no route matches gets a loud 501 naming its method and path, printed to stderr and
 //! recorded in `Calls::unimplemented`, so a gap in the simulator cannot pass for a GitHub answer.
@@ -20,7 +23,7 @@ use super::{
     faults::FaultKind,
     reply::{ApiError, Reply, Req},
     routes,
-    state::{Bucket, RateWindow, Shared, State},
+    state::{Bucket, RateWindow, RecordedResponse, Shared, State},
 };
 
 /// Rate limits per hour, as GitHub grants them (`hourly` for Apps and installations).
@@ -80,6 +83,23 @@ fn request_id() -> String {
     )
 }
 
+/// A weak ETag of an answer's bytes, as GitHub sends on every GET.
+fn etag_of(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("W/\"{}\"", &hex::encode(Sha256::digest(body))[..32])
+}
+
+/// Whether `If-None-Match` names `etag` (a list, weak or strong, or `*`).
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    headers
+        .get_all(axum::http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || bare(t) == bare(etag))
+}
+
 /// The axum handler behind every path.
 pub(crate) async fn dispatch(
     AxumState(shared): AxumState<Arc<Shared>>,
@@ -95,11 +115,7 @@ pub(crate) async fn dispatch(
         .as_ref()
         .map_or_else(|| format!("{method} {path}"), |(r, _)| r.key());
 
-    let extra_delay = {
-        let mut state = shared.lock();
-        state.count_call(&route_key);
-        state.faults.take_latency(&route_key)
-    };
+    let extra_delay = shared.lock().faults.take_latency(&route_key, &path);
     let delay = shared.opts.latency + extra_delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -110,6 +126,7 @@ pub(crate) async fn dispatch(
         eprintln!("github simulator: not implemented: {what}");
         let rate = {
             let mut state = shared.lock();
+            state.count_call(&route_key);
             state.record_unimplemented(&what);
             spend(&mut state, Bucket::Anonymous, shared.opts.rate_limit)
         };
@@ -121,21 +138,25 @@ pub(crate) async fn dispatch(
     let outcome = {
         let mut state = shared.lock();
         let caller = auth::authenticate(&shared, &mut state, route.auth, &headers, &route_key);
-        let bucket = caller.as_ref().map_or(Bucket::Anonymous, |c| c.bucket());
+        let bucket = caller
+            .as_ref()
+            .map_or(Bucket::Anonymous, |(c, _)| c.bucket());
         let rate = spend(&mut state, bucket, shared.opts.rate_limit);
-        if let (Ok(auth::Caller::Installation(id)), false) = (&caller, rate.exceeded) {
-            *state.calls.by_installation.entry(*id).or_default() += 1;
-        }
-        let failure = state.faults.take_failure(&route_key);
-        (caller, rate, failure)
+        let failure = state.faults.take_failure(&route_key, &path);
+        let after = state.faults.take_after_apply(&route_key, &path);
+        (caller, bucket, rate, failure, after)
     };
-    let (caller, rate, failure) = outcome;
+    let (caller, bucket, mut rate, failure, after) = outcome;
 
+    let installation = match &caller {
+        Ok((auth::Caller::Installation(id), _)) => Some(*id),
+        _ => None,
+    };
     let result = match (failure, caller) {
         (Some(kind), _) => Err(injected(&kind, &request_id)),
         (None, Err(e)) => Err(e),
         (None, Ok(_)) if rate.exceeded => Err(rate_limited(route.auth)),
-        (None, Ok(caller)) => {
+        (None, Ok((caller, scope))) => {
             let query: BTreeMap<String, String> = uri
                 .query()
                 .map(|q| {
@@ -146,20 +167,113 @@ pub(crate) async fn dispatch(
                 .unwrap_or_default();
             let req = Req {
                 caller,
+                scope,
                 params,
                 query,
                 headers: &headers,
                 body: &body,
             };
-            (route.handler)(&shared, &req)
+            match scope_refusal(route, &req) {
+                Some(refused) => Err(refused),
+                None => (route.handler)(&shared, &req),
+            }
         }
     };
+    // Conditional GETs: GitHub's ETag on every answer; `If-None-Match` that still matches gets
+    // 304 with no body, and 304s do not count against the rate limit.
+    let result = match result {
+        Ok(reply) if method == Method::GET && reply.status == 200 => {
+            let etag = etag_of(&reply.body);
+            if matches_etag(&headers, &etag) {
+                Ok(Reply {
+                    status: 304,
+                    body: Vec::new(),
+                    content_type: reply.content_type,
+                    headers: vec![("etag", etag)],
+                })
+            } else {
+                Ok(reply.with_header("etag", Some(etag)))
+            }
+        }
+        other => other,
+    };
+    let not_modified = matches!(&result, Ok(r) if r.status == 304);
+    {
+        let mut state = shared.lock();
+        if not_modified {
+            state.calls.not_modified += 1;
+            *state
+                .calls
+                .not_modified_by_route
+                .entry(route_key.clone())
+                .or_default() += 1;
+            if let Some(window) = state.rate.get_mut(&bucket) {
+                window.used = window.used.saturating_sub(1);
+            }
+            rate.used = rate.used.saturating_sub(1);
+        } else {
+            state.count_call(&route_key);
+            if let (Some(id), false) = (installation, rate.exceeded) {
+                *state.calls.by_installation.entry(id).or_default() += 1;
+            }
+        }
+    }
+    // Faults that act once the request has changed GitHub's state.
+    let result = match (after, result) {
+        (Some(FaultKind::FailAfterApply(code)), Ok(_)) => {
+            Err(injected(&FaultKind::Status(code), &request_id))
+        }
+        (Some(FaultKind::SlowAfterApply(wait)), ok @ Ok(_)) => {
+            tokio::time::sleep(wait).await;
+            ok
+        }
+        (_, other) => other,
+    };
+    let response_body = match &result {
+        Ok(reply) => (reply.status, reply.body.clone()),
+        Err(err) => (
+            err.status,
+            serde_json::to_vec(&err.body()).unwrap_or_default(),
+        ),
+    };
+    {
+        let mut state = shared.lock();
+        if state.recording {
+            state.recorded.push(RecordedResponse {
+                route: route_key.clone(),
+                status: response_body.0,
+                body: response_body.1,
+            });
+        }
+    }
     match result {
         Ok(reply) => {
             let headers = reply.headers.clone();
             finish(reply, &rate, &request_id, &headers)
         }
         Err(err) => finish(error_reply(&err), &rate, &request_id, &err.headers),
+    }
+}
+
+/// What GitHub answers a scoped installation token outside its scope: 404 for a repository it
+/// does not reach, 403 for a permission it lacks.
+fn scope_refusal(route: &routes::Route, req: &Req<'_>) -> Option<ApiError> {
+    let scope = req.scope.as_ref()?;
+    if route.template.starts_with("/repos/{owner}/{repo}")
+        && scope
+            .repositories
+            .as_ref()
+            .is_some_and(|only| !only.contains(&State::key(&req.repo_name())))
+    {
+        return Some(ApiError::not_found());
+    }
+    match route.permission {
+        Some((permission, level)) if !scope.allows(permission, level) => {
+            let mut e = ApiError::new(403, "Resource not accessible by integration");
+            e.documentation_url = "https://docs.github.com/rest".to_owned();
+            Some(e)
+        }
+        _ => None,
     }
 }
 
@@ -192,10 +306,11 @@ fn injected(kind: &FaultKind, request_id: &str) -> ApiError {
                 .push(("retry-after", retry_after_secs.to_string()));
             e
         }
-        // Never taken as failures (they act in auth and before dispatch).
-        FaultKind::UnauthorizedOnFirstUse | FaultKind::Latency(_) => {
-            ApiError::new(500, "Server Error")
-        }
+        // Never taken as failures (they act in auth, before dispatch, or after applying).
+        FaultKind::UnauthorizedOnFirstUse
+        | FaultKind::Latency(_)
+        | FaultKind::FailAfterApply(_)
+        | FaultKind::SlowAfterApply(_) => ApiError::new(500, "Server Error"),
     }
 }
 

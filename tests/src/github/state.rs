@@ -132,6 +132,8 @@ pub(crate) struct InstallationRec {
     pub id: i64,
     pub account: String,
     pub suspended: bool,
+    /// When it was suspended (shown as `suspended_at` while `suspended`).
+    pub suspended_at: DateTime<Utc>,
     pub deleted: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -148,6 +150,8 @@ pub(crate) struct RepoRec {
     pub created_at: DateTime<Utc>,
     /// Lowercase login → role (admin, maintain, write, triage, read).
     pub permissions: BTreeMap<String, String>,
+    /// Lowercase login → (custom role name, the built-in role it was made from).
+    pub custom_roles: BTreeMap<String, (String, String)>,
     /// (ref, path) → content.
     pub files: BTreeMap<(String, String), String>,
     pub prs: BTreeMap<u64, PrRec>,
@@ -382,6 +386,52 @@ pub(crate) struct TokenRec {
     pub installation_id: i64,
     pub expires_at: DateTime<Utc>,
     pub uses: u64,
+    pub scope: TokenScope,
+}
+
+/// What an installation token may reach: GitHub grants the installation's permissions and
+/// repositories unless the mint asked for fewer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TokenScope {
+    /// Repository keys; `None`: every repository of the installation.
+    pub repositories: Option<BTreeSet<String>>,
+    /// Permission → `read` / `write`.
+    pub permissions: BTreeMap<String, String>,
+}
+
+impl TokenScope {
+    /// The installation's whole grant (app.yml).
+    pub fn installation() -> Self {
+        Self {
+            repositories: None,
+            permissions: PERMISSIONS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// Whether the token holds `permission` at `level` or above (`write` includes `read`).
+    pub fn allows(&self, permission: &str, level: &str) -> bool {
+        let rank = |l: &str| match l {
+            "read" => 1,
+            "write" => 2,
+            "admin" => 3,
+            _ => 0,
+        };
+        self.permissions
+            .get(permission)
+            .is_some_and(|have| rank(have) >= rank(level))
+    }
+}
+
+/// One answer as the simulator sent it, for checking against GitHub's published description.
+#[derive(Clone, Debug)]
+pub struct RecordedResponse {
+    /// The route key, e.g. `GET /repos/{owner}/{repo}/pulls`.
+    pub route: String,
+    pub status: u16,
+    pub body: Vec<u8>,
 }
 
 /// Whose rate-limit budget a request spends.
@@ -418,6 +468,9 @@ pub(crate) struct State {
     pub manifests: BTreeMap<String, ManifestRec>,
     /// The App registered through the manifest flow, once its code was exchanged.
     pub registered: Option<RegisteredApp>,
+    /// Answers kept for [`RecordedResponse`] (off unless a test asks).
+    pub recording: bool,
+    pub recorded: Vec<RecordedResponse>,
 }
 
 /// A manifest posted to a "new App" page, waiting for its code to be exchanged.
@@ -505,6 +558,7 @@ impl State {
                 private: true,
                 created_at: Utc::now(),
                 permissions: BTreeMap::new(),
+                custom_roles: BTreeMap::new(),
                 files: BTreeMap::new(),
                 prs: BTreeMap::new(),
                 labels: BTreeMap::new(),

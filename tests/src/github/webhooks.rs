@@ -6,7 +6,8 @@
 //!
 //! A delivery is recorded once it has finished (as GitHub lists only finished ones). Without a
 //! webhook URL, or while `drop_next_deliveries` is counting down, nothing is sent and the delivery
-//! is recorded as failed with no status code.
+//! is recorded as failed with no status code. While `forge_next_deliveries` is counting down,
+//! deliveries are signed with a wrong secret (as after a secret rotated on one side only).
 
 use std::{sync::Arc, time::Instant};
 
@@ -57,12 +58,18 @@ async fn attempt(
     redelivery: bool,
 ) -> Delivery {
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (id, url, dropped, secret) = {
+    let (id, url, dropped, forged, registered_secret) = {
         let mut st = shared.lock();
         let id = st.ids.delivery();
         let dropped = st.faults.take_drop();
+        let forged = st.faults.take_forge();
         let secret = st.webhook_secret(&shared.opts.webhook_secret).to_owned();
-        (id, st.webhook_url.clone(), dropped, secret)
+        (id, st.webhook_url.clone(), dropped, forged, secret)
+    };
+    let secret = if forged {
+        "not-the-webhook-secret"
+    } else {
+        registered_secret.as_str()
     };
     let headers: Vec<(String, String)> = vec![
         ("Accept".into(), "*/*".into()),
@@ -79,7 +86,7 @@ async fn attempt(
             "X-GitHub-Hook-Installation-Target-Type".into(),
             "integration".into(),
         ),
-        ("X-Hub-Signature-256".into(), signature(&secret, &body)),
+        ("X-Hub-Signature-256".into(), signature(secret, &body)),
     ];
     let started = Instant::now();
     let (status_code, status_text, response_body) = match (url, dropped) {

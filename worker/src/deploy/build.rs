@@ -58,10 +58,19 @@ pub(super) async fn image(
         actx.repository.full_name.to_ascii_lowercase(),
         actx.attempt.sha
     );
+    // The build runs the PR's code: its token may read this repository's contents and
+    // nothing else, and expires within the hour.
+    let repo = previewd::github::RepoName::parse(&actx.repository.full_name).ok_or_else(|| {
+        Stop::User(Failure::new(
+            FailureKind::Config,
+            "the repository's name is not one GitHub gives",
+        ))
+    })?;
     let token = ctx
         .github
-        .installation_token(actx.repository.installation_id)
-        .await?;
+        .clone_token(actx.repository.installation_id, &repo)
+        .await?
+        .token;
     let request = BuildRequest {
         meta,
         spec: BuildSpec {

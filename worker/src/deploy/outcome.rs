@@ -51,13 +51,7 @@ pub(super) async fn succeeded(
     report_failed(
         "the deployment status",
         ctx.reporter
-            .deployment_status(
-                actx,
-                deployment,
-                DeploymentState::Success,
-                Some(&success.url),
-                "Preview ready",
-            )
+            .deployment_succeeded(actx, deployment, &success.url)
             .await,
     );
     if shown {

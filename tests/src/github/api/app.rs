@@ -2,7 +2,7 @@
 //! the installation of a repository, and the webhook delivery log with redelivery; and the one
 //! it calls before it has a JWT: the manifest flow's code exchange.
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use serde_json::{Value, json};
 
@@ -10,8 +10,8 @@ use super::super::{
     auth,
     encoding::{node_id, random_alnum, random_hex, timestamp},
     payloads,
-    reply::{ApiError, ApiResult, Reply, Req, paginate},
-    state::{DeliveryRec, RegisteredApp, Shared},
+    reply::{ApiError, ApiResult, Problem, Reply, Req, paginate},
+    state::{DeliveryRec, RegisteredApp, Shared, TokenScope},
     webhooks,
 };
 
@@ -57,10 +57,12 @@ pub(crate) fn get_installation(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult
     }
 }
 
-/// `POST /app/installations/{id}/access_tokens`
+/// `POST /app/installations/{id}/access_tokens` — optionally scoped: `repositories` (names,
+/// without the owner) or `repository_ids` of the installation, and `permissions` no wider than
+/// the installation's; GitHub refuses anything else with 422.
 pub(crate) fn create_token(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
     let id = req.id("id")?;
-    req.json()?;
+    let body = req.json()?;
     let mut st = shared.lock();
     match st.installations.get(&id) {
         Some(i) if !i.deleted => {
@@ -70,13 +72,94 @@ pub(crate) fn create_token(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
         }
         _ => return Err(ApiError::not_found()),
     }
-    let (token, expires_at) = auth::mint(shared, &mut st, id);
-    Ok(Reply::created(&json!({
+    let granted = TokenScope::installation();
+    let not_accessible = || {
+        ApiError::new(
+            422,
+            "There is at least one repository that does not exist or is not accessible to the parent installation.",
+        )
+    };
+    let mut repositories: Option<BTreeSet<String>> = None;
+    if let Some(v) = body.get("repositories").filter(|v| !v.is_null()) {
+        let names = v
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| {
+                ApiError::validation("AccessToken", vec![Problem::invalid("repositories", None)])
+            })?;
+        let set = repositories.get_or_insert_with(BTreeSet::new);
+        for name in names {
+            let key = st
+                .repos
+                .iter()
+                .find(|(_, r)| r.installation_id == Some(id) && r.name.eq_ignore_ascii_case(name))
+                .map(|(k, _)| k.clone())
+                .ok_or_else(not_accessible)?;
+            set.insert(key);
+        }
+    }
+    if let Some(v) = body.get("repository_ids").filter(|v| !v.is_null()) {
+        let ids = v
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_i64).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| {
+                ApiError::validation(
+                    "AccessToken",
+                    vec![Problem::invalid("repository_ids", None)],
+                )
+            })?;
+        let set = repositories.get_or_insert_with(BTreeSet::new);
+        for rid in ids {
+            let key = st
+                .repos
+                .iter()
+                .find(|(_, r)| r.installation_id == Some(id) && r.id == rid)
+                .map(|(k, _)| k.clone())
+                .ok_or_else(not_accessible)?;
+            set.insert(key);
+        }
+    }
+    let mut permissions = granted.permissions.clone();
+    if let Some(v) = body.get("permissions").filter(|v| !v.is_null()) {
+        let asked = v.as_object().ok_or_else(|| {
+            ApiError::validation("AccessToken", vec![Problem::invalid("permissions", None)])
+        })?;
+        permissions.clear();
+        for (name, level) in asked {
+            let level = level.as_str().unwrap_or_default();
+            if !["read", "write", "admin"].contains(&level) || !granted.allows(name, level) {
+                return Err(ApiError::new(
+                    422,
+                    "The permissions requested are not granted to this installation.",
+                ));
+            }
+            permissions.insert(name.clone(), level.to_owned());
+        }
+        // Metadata comes with every token.
+        permissions
+            .entry("metadata".to_owned())
+            .or_insert_with(|| "read".to_owned());
+    }
+    let scope = TokenScope {
+        repositories: repositories.clone(),
+        permissions: permissions.clone(),
+    };
+    let (token, expires_at) = auth::mint(shared, &mut st, id, scope);
+    let mut answer = json!({
         "token": token,
         "expires_at": timestamp(expires_at),
-        "permissions": payloads::permissions(),
+        "permissions": permissions,
         "repository_selection": "selected",
-    })))
+    });
+    if let Some(keys) = repositories {
+        answer["repositories"] = Value::Array(
+            keys.iter()
+                .filter_map(|k| st.repos.get(k))
+                .map(|r| payloads::repo(&shared.base_url, r))
+                .collect(),
+        );
+    }
+    Ok(Reply::created(&answer))
 }
 
 /// `GET /repos/{owner}/{repo}/installation`

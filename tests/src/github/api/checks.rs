@@ -326,6 +326,12 @@ pub(crate) fn list_for_ref(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
             .filter(|c| c.repo == key && c.run.head_sha == sha)
             .filter(|c| req.query.get("check_name").is_none_or(|n| &c.run.name == n))
             .filter(|c| req.query.get("status").is_none_or(|s| &c.run.status == s))
+            // Every run here is this simulator's one App's.
+            .filter(|_| {
+                req.query
+                    .get("app_id")
+                    .is_none_or(|a| a.parse::<u64>().ok() == Some(shared.opts.app_id))
+            })
             .collect();
         if filter == "latest" {
             let mut seen = std::collections::BTreeSet::new();

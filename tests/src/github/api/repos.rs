@@ -21,9 +21,15 @@ pub(crate) fn installation_repositories(shared: &Arc<Shared>, req: &Req<'_>) -> 
     let all: Vec<Value> = {
         let st = shared.lock();
         st.repos
-            .values()
-            .filter(|r| r.installation_id == Some(id))
-            .map(|r| payloads::repo(&shared.base_url, r))
+            .iter()
+            .filter(|(_, r)| r.installation_id == Some(id))
+            .filter(|(k, _)| {
+                req.scope
+                    .as_ref()
+                    .and_then(|s| s.repositories.as_ref())
+                    .is_none_or(|only| only.contains(*k))
+            })
+            .map(|(_, r)| payloads::repo(&shared.base_url, r))
             .collect()
     };
     let (page, link) = paginate(&all, req, &shared.base_url, "/installation/repositories");
@@ -69,7 +75,7 @@ pub(crate) fn list_pulls(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
                     h.eq_ignore_ascii_case(&format!("{owner}:{}", p.head_ref))
                 })
             })
-            .map(|p| payloads::pull_request(&shared.base_url, &st, r, p))
+            .map(|p| payloads::pull_request_simple(&shared.base_url, &st, r, p))
             .collect()
     };
     let path = format!("/repos/{}/pulls", req.repo_name());
@@ -128,13 +134,21 @@ pub(crate) fn pull_files(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
 }
 
 /// `GET /repos/{owner}/{repo}/collaborators/{name}/permission`: `permission` is the legacy
-/// value (maintain reads as write, triage as read), `role_name` the real role.
+/// value (maintain reads as write, triage as read, a custom role as its base role's legacy
+/// value), `role_name` the real role, a custom role's own name included.
 pub(crate) fn permission(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
     let st = shared.lock();
     let key = auth::repo_access(&st, req.caller, &req.repo_name())?;
     let login = req.param("name");
-    let role = st.repos[&key].role(login);
-    let legacy = match role.as_str() {
+    let r = &st.repos[&key];
+    let (role_name, base) = match r.custom_roles.get(&login.to_ascii_lowercase()) {
+        Some((name, base)) => (name.clone(), base.clone()),
+        None => {
+            let role = r.role(login);
+            (role.clone(), role)
+        }
+    };
+    let legacy = match base.as_str() {
         "admin" => "admin",
         "maintain" | "write" => "write",
         "triage" | "read" => "read",
@@ -142,16 +156,16 @@ pub(crate) fn permission(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
     };
     let rank = ["read", "triage", "write", "maintain", "admin"]
         .iter()
-        .position(|r| *r == role);
+        .position(|r| *r == base);
     let at_least = |r: usize| rank.is_some_and(|have| have >= r);
     let mut user = payloads::user(&shared.base_url, login);
     user["permissions"] = json!({
         "admin": at_least(4), "maintain": at_least(3), "push": at_least(2),
         "triage": at_least(1), "pull": at_least(0),
     });
-    user["role_name"] = Value::String(role.clone());
+    user["role_name"] = Value::String(role_name.clone());
     Ok(Reply::ok(
-        &json!({"permission": legacy, "role_name": role, "user": user}),
+        &json!({"permission": legacy, "role_name": role_name, "user": user}),
     ))
 }
 
