@@ -712,6 +712,31 @@ async fn config_edge_cases_are_the_repositorys_to_fix() -> anyhow::Result<()> {
             assert!(text.contains(expected), "{branch}: {text}");
             assert!(!text.contains("infrastructure"), "{branch}: {text}");
         }
+        // Not UTF-8 text (saved as UTF-16, say): the repository's to fix, said plainly; the
+        // push that fixes it deploys.
+        s.gh.put_file_bytes(
+            REPO,
+            "feature/utf16",
+            ".github/preview.yml",
+            b"\xff\xfei\x00m\x00a\x00g\x00e\x00",
+        );
+        let pr = s.open_pr("feature/utf16").await;
+        let run = s.completed_check_run(&pr.head_sha).await;
+        assert_eq!(run.conclusion.as_deref(), Some("failure"));
+        let text = format!("{:?} {:?}", run.title, run.summary);
+        assert!(text.contains("is not UTF-8 text"), "{text}");
+        assert!(!text.contains("infrastructure"), "{text}");
+        let fixed = s.sha();
+        s.gh.put_file(
+            REPO,
+            &fixed,
+            ".github/preview.yml",
+            "image: ghcr.io/acme/web:{sha}\n",
+        );
+        s.gh.push(REPO, pr.number, &fixed).await;
+        let run = s.completed_check_run(&fixed).await;
+        assert_eq!(run.conclusion.as_deref(), Some("success"), "{run:?}");
+
         let pr = s
             .open_pr_with_config(
                 "feature/big-memory",

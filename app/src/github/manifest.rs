@@ -164,6 +164,11 @@ struct Conversion {
 }
 
 #[derive(Deserialize)]
+struct ErrorBody {
+    message: String,
+}
+
+#[derive(Deserialize)]
 struct OwnerField {
     login: String,
 }
@@ -220,10 +225,8 @@ pub async fn convert(api_url: &Url, code: &str) -> Result<Registration, GitHubEr
     }
     if !(200..300).contains(&status) {
         // GitHub's error bodies carry a message and no secret.
-        let message = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("HTTP {status}"));
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .map_or_else(|_| format!("HTTP {status}"), |b| b.message);
         return Err(error(Some(status), message, status >= 500));
     }
     let c: Conversion = serde_json::from_slice(&body).map_err(|e| {

@@ -731,8 +731,10 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
     );
     drop(reconciler);
 
-    // A whole lifecycle: open → push → close, and the cleanup.
+    // A whole lifecycle under the quota-admitting cluster: open → push → push → close, and the
+    // cleanup.
     world.gh.reset_calls();
+    let life = Instant::now();
     let sha = fake_sha("life-1");
     let (pr, _) = world
         .gh
@@ -762,9 +764,11 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
         }
     };
     success(sha).await?;
-    let pushed = fake_sha("life-2");
-    world.gh.push(REPO, pr.number, &pushed).await;
-    success(pushed).await?;
+    for push in ["life-2", "life-3"] {
+        let pushed = fake_sha(push);
+        world.gh.push(REPO, pr.number, &pushed).await;
+        success(pushed).await?;
+    }
     let namespace = format!("acme-web-pr-{}", pr.number);
     let t0 = Instant::now();
     world.gh.close_pr(REPO, pr.number, false).await;
@@ -794,9 +798,14 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
         },
     )
     .await?;
+    let life = life.elapsed();
     let calls = world.gh.calls();
     println!(
-        "GitHub calls, open → push → close:     {} (+{} token mints, {} answered 304)",
+        "whole life, open → 2 pushes → close:   {} wall (quota admission on, zero simulated delays)",
+        ms(life)
+    );
+    println!(
+        "GitHub calls, open → 2 pushes → close: {} (+{} token mints, {} answered 304)",
         calls.total - calls.tokens_minted,
         calls.tokens_minted,
         calls.not_modified

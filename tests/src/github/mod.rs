@@ -238,12 +238,17 @@ impl GitHubSim {
     /// Puts a file on a branch or at a sha. A branch cut from the default branch also sees the
     /// default branch's files, as in git.
     pub fn put_file(&self, repo: &str, git_ref: &str, path: &str, content: &str) {
+        self.put_file_bytes(repo, git_ref, path, content.as_bytes());
+    }
+
+    /// [`Self::put_file`] with any bytes (a file that is not UTF-8 text, say).
+    pub fn put_file_bytes(&self, repo: &str, git_ref: &str, path: &str, content: &[u8]) {
         let mut st = self.shared().lock();
         let r = st.repo_or_panic(repo);
         r.known_refs.insert(git_ref.to_owned());
         r.files.insert(
             (git_ref.to_owned(), path.trim_matches('/').to_owned()),
-            content.to_owned(),
+            content.to_vec(),
         );
     }
 

@@ -153,7 +153,7 @@ pub(crate) struct RepoRec {
     /// Lowercase login → (custom role name, the built-in role it was made from).
     pub custom_roles: BTreeMap<String, (String, String)>,
     /// (ref, path) → content.
-    pub files: BTreeMap<(String, String), String>,
+    pub files: BTreeMap<(String, String), Vec<u8>>,
     pub prs: BTreeMap<u64, PrRec>,
     /// Refs and shas that exist in this repository (for the contents API's "No commit found").
     pub known_refs: BTreeSet<String>,
@@ -207,7 +207,7 @@ impl RepoRec {
     /// The file at `path` as of `git_ref`: exact ref first, then the same commit under its other
     /// name (branch ↔ sha), then the default branch the branch was cut from. `Err` when the ref
     /// itself is unknown.
-    pub fn file(&self, git_ref: &str, path: &str) -> Result<Option<&String>, ()> {
+    pub fn file(&self, git_ref: &str, path: &str) -> Result<Option<&Vec<u8>>, ()> {
         let git_ref = git_ref.strip_prefix("refs/heads/").unwrap_or(git_ref);
         let mut candidates = vec![git_ref.to_owned()];
         candidates.extend(self.branch_sha(git_ref));
@@ -223,7 +223,7 @@ impl RepoRec {
     }
 
     /// Paths directly under `dir` as of `git_ref` (files and subdirectories), for directory listings.
-    pub fn dir_entries(&self, git_ref: &str, dir: &str) -> BTreeMap<String, Option<String>> {
+    pub fn dir_entries(&self, git_ref: &str, dir: &str) -> BTreeMap<String, Option<Vec<u8>>> {
         let mut refs: BTreeSet<String> = BTreeSet::from([
             git_ref.to_owned(),
             self.default_branch.clone(),
@@ -258,7 +258,7 @@ impl RepoRec {
 
     /// Files the pull request changes: those on its head (branch or sha) whose content differs
     /// from the default branch's, with `added` or `modified`.
-    pub fn changed_files(&self, pr: &PrRec) -> Vec<(String, String, &'static str)> {
+    pub fn changed_files(&self, pr: &PrRec) -> Vec<(String, Vec<u8>, &'static str)> {
         let mut out = BTreeMap::new();
         for ((r, path), content) in &self.files {
             if *r != pr.head_sha && *r != pr.head_ref {

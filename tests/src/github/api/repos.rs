@@ -112,9 +112,10 @@ pub(crate) fn pull_files(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
         r.changed_files(pr)
             .into_iter()
             .map(|(path, content, status)| {
+                let content = String::from_utf8_lossy(&content);
                 let lines = content.lines().count();
                 json!({
-                    "sha": blob_sha(&content),
+                    "sha": blob_sha(content.as_bytes()),
                     "filename": path,
                     "status": status,
                     "additions": lines,
@@ -169,24 +170,24 @@ pub(crate) fn permission(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
     ))
 }
 
-fn blob_sha(content: &str) -> String {
+fn blob_sha(content: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(format!("blob {}\0", content.len()).as_bytes());
-    h.update(content.as_bytes());
+    h.update(content);
     hex::encode(h.finalize())[..40].to_owned()
 }
 
-fn entry(api: &str, r: &RepoRec, git_ref: &str, path: &str, content: Option<&str>) -> Value {
+fn entry(api: &str, r: &RepoRec, git_ref: &str, path: &str, content: Option<&[u8]>) -> Value {
     let full = r.full_name();
     let name = path.rsplit('/').next().unwrap_or(path);
     let url = format!("{api}/repos/{full}/contents/{path}?ref={git_ref}");
     let html = format!("{}/{full}/blob/{git_ref}/{path}", payloads::HTML);
-    let sha = blob_sha(content.unwrap_or(path));
+    let sha = blob_sha(content.unwrap_or(path.as_bytes()));
     let git = format!("{api}/repos/{full}/git/blobs/{sha}");
     let mut v = json!({
         "type": if content.is_some() { "file" } else { "dir" },
-        "size": content.map_or(0, str::len),
+        "size": content.map_or(0, <[u8]>::len),
         "name": name,
         "path": path,
         "sha": sha,
@@ -198,7 +199,7 @@ fn entry(api: &str, r: &RepoRec, git_ref: &str, path: &str, content: Option<&str
     });
     if let Some(content) = content {
         v["encoding"] = json!("base64");
-        v["content"] = Value::String(base64_lines(content.as_bytes()));
+        v["content"] = Value::String(base64_lines(content));
     }
     v
 }
@@ -230,7 +231,7 @@ pub(crate) fn contents(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
         if raw {
             return Ok(Reply {
                 status: 200,
-                body: content.clone().into_bytes(),
+                body: content.clone(),
                 content_type: "application/vnd.github.raw; charset=utf-8",
                 headers: Vec::new(),
             });
