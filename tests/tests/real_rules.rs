@@ -13,7 +13,7 @@ use previewd_tests::{
     scenario::{self, MAINTAINER, Options, REPO, Scenario, preview_of},
     wait,
 };
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{ConnectionTrait as _, EntityTrait, PaginatorTrait};
 
 const READY_IMAGE: &str = "image: ghcr.io/acme/web:{sha}\n";
 
@@ -511,6 +511,70 @@ async fn a_job_lost_from_redis_is_healed() -> anyhow::Result<()> {
         // GitHub's redelivery would not have helped: the delivery is a duplicate to previewd.
         let deliveries = webhook_delivery::Entity::find().count(&s.db).await?;
         assert!(deliveries >= 1);
+        Ok(())
+    })
+    .await
+}
+
+/// B.8: the database fails as the job starts. The job ends without an error apalis would
+/// schedule again (25 times, by default); the attempt stays queued with no job behind it, and
+/// the reconciler enqueues it again once the database answers: one attempt, one check run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_error_at_job_start_is_healed_not_retried_by_the_queue() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite);
+    options.workers = 0;
+    scenario::run(options, async |s| {
+        let pr = s.open_pr_with_config("feature/db-down", READY_IMAGE).await;
+        let gh = s.gh.clone();
+        let sha = pr.head_sha.clone();
+        wait::until("the queued check run", scenario::DEADLINE, || {
+            let queued = !gh.check_runs(REPO, &sha).is_empty();
+            async move { queued.then_some(()) }
+        })
+        .await?;
+        // The attempts' table is gone as the worker takes the job.
+        s.db.execute_unprepared("ALTER TABLE deploy_attempts RENAME TO deploy_attempts_away")
+            .await?;
+        s.start_worker("unlucky").await?;
+        let done = previewd::jobs::Queue::Deploy
+            .redis_config(&s.redis_prefix)
+            .done_jobs_set();
+        let client = redis::Client::open(previewd_tests::redis_url())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        wait::until("the job to end", scenario::DEADLINE, || {
+            let (mut conn, done) = (conn.clone(), done.clone());
+            async move {
+                let n: i64 = redis::cmd("SCARD")
+                    .arg(&done)
+                    .query_async(&mut conn)
+                    .await
+                    .ok()?;
+                (n >= 1).then_some(())
+            }
+        })
+        .await?;
+        let dead: i64 = redis::cmd("SCARD")
+            .arg(
+                previewd::jobs::Queue::Deploy
+                    .redis_config(&s.redis_prefix)
+                    .dead_jobs_set(),
+            )
+            .query_async(&mut conn)
+            .await?;
+        assert_eq!(dead, 0, "no error for the queue to bury");
+        assert!(s.deploy_queue_is_idle().await?, "nothing scheduled again");
+
+        s.db.execute_unprepared("ALTER TABLE deploy_attempts_away RENAME TO deploy_attempts")
+            .await?;
+        let run = s.completed_check_run(&pr.head_sha).await;
+        assert_eq!(run.conclusion.as_deref(), Some("success"), "{run:?}");
+        running_at(s, pr.number, &pr.head_sha).await;
+        assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+        assert_eq!(
+            s.gh.check_runs(REPO, &pr.head_sha).len(),
+            1,
+            "one check run"
+        );
         Ok(())
     })
     .await
