@@ -643,7 +643,9 @@ async fn a_revoked_token_is_replaced_once() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_branch_names_still_get_a_valid_preview() -> anyhow::Result<()> {
     scenario::run(Options::new(Engine::Sqlite), async |s| {
-        let long = format!("Feature/{}", "Ünïcödé.Branch-".repeat(16));
+        // Long, in parts of up to 255 bytes (a ref is stored as a path).
+        let part = "Ünïcödé.Branch-".repeat(8);
+        let long = format!("Feature/{part}/{part}");
         for branch in ["0-Leading.Digits/UPPER", "feature/代码/🚀", long.as_str()] {
             let pr = s.open_pr_with_config(branch, READY_IMAGE).await;
             let preview = s.wait_status(pr.number, PreviewStatus::Running).await;

@@ -38,8 +38,8 @@ async fn post(
     (status, response.text().await.unwrap_or_default())
 }
 
-/// A signed-looking POST that announces `length` bytes but sends none; returns the status.
-async fn post_headers_only(s: &Scenario, length: usize) -> u16 {
+/// A POST with `signature` that announces `length` bytes but sends none; returns the status.
+async fn post_headers_only(s: &Scenario, signature: &str, length: usize) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = s.app_url.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(&addr)
@@ -47,7 +47,7 @@ async fn post_headers_only(s: &Scenario, length: usize) -> u16 {
         .expect("connect");
     let head = format!(
         "POST /webhooks/github HTTP/1.1\r\nHost: {addr}\r\nX-GitHub-Event: pull_request\r\nX-GitHub-Delivery: guid-huge\r\n\
-         X-Hub-Signature-256: sha256=00\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+         X-Hub-Signature-256: {signature}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.expect("write");
     let mut answer = vec![0; 256];
@@ -162,7 +162,28 @@ async fn bad_deliveries_get_clear_answers_and_change_nothing() -> anyhow::Result
         // and may close before a body is read, so the request is sent the way a careful client
         // would: headers first, then read the answer (a client streaming 26 MB would just see the
         // connection close mid-write).
-        assert_eq!(post_headers_only(s, 26 * 1024 * 1024).await, 413);
+        let shaped = format!("sha256={}", "0".repeat(64));
+        assert_eq!(post_headers_only(s, &shaped, 26 * 1024 * 1024).await, 413);
+        // No signature worth checking: refused before a byte of the body is read.
+        assert_eq!(post_headers_only(s, "sha256=00", 1024 * 1024).await, 401);
+        assert_eq!(post_headers_only(s, "", 1024 * 1024).await, 401);
+
+        // What an unsigned request claims adds no metric series.
+        let (status, _) = post(s, "made-up-event-1234", "guid-made-up", body.clone(), None).await;
+        assert_eq!(status, 401);
+        let metrics = reqwest::get(format!("{}/metrics", s.app_url))
+            .await?
+            .text()
+            .await?;
+        assert!(!metrics.contains("made-up"), "{metrics}");
+        assert!(
+            !metrics.contains("event=\"pull_request\",result=\"unauthorized\""),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("previewd_webhooks_total{event=\"unknown\",result=\"unauthorized\"}"),
+            "{metrics}"
+        );
         assert_eq!(
             rows(s).await?,
             (2, 0, 0),
@@ -339,6 +360,69 @@ async fn redis_down_means_503_and_a_redelivery_recovers() -> anyhow::Result<()> 
         assert_eq!(again.status_code, Some(202), "the redelivery is processed");
         s.wait_status(pr.number, PreviewStatus::Running).await;
         assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+        Ok(())
+    })
+    .await
+}
+
+/// Clients that send part of a request and then nothing (the slow-loris way) are closed within
+/// the header or body time-out, and the app answers everyone else all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_are_closed_and_the_app_answers_throughout() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const HALF_SENT: usize = 2000;
+    scenario::run(Options::new(Engine::Sqlite), async |s| {
+        let addr = s.app_url.trim_start_matches("http://").to_owned();
+        let shaped = format!("sha256={}", "0".repeat(64));
+        let mut streams = Vec::with_capacity(HALF_SENT);
+        for i in 0..HALF_SENT {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+            // Half of them stop inside the headers, half inside a signed-looking body.
+            let part = if i % 2 == 0 {
+                format!("POST /webhooks/github HTTP/1.1\r\nHost: {addr}\r\nX-GitHub-Ev")
+            } else {
+                format!(
+                    "POST /webhooks/github HTTP/1.1\r\nHost: {addr}\r\nX-GitHub-Event: ping\r\n\
+                     X-GitHub-Delivery: guid-slow-{i}\r\nX-Hub-Signature-256: {shaped}\r\n\
+                     Content-Length: 100\r\n\r\n{{"
+                )
+            };
+            stream.write_all(part.as_bytes()).await?;
+            streams.push(stream);
+        }
+        // Everyone else is answered meanwhile.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        for _ in 0..5 {
+            let health = client.get(format!("{}/healthz", s.app_url)).send().await?;
+            assert_eq!(health.status(), 200);
+        }
+        // Each half-sent request is closed (after a 408 for the slow body) within its time-out.
+        let deadline = previewd::web::HEADER_READ_TIMEOUT
+            .max(previewd::github::webhook::extract::BODY_READ_TIMEOUT)
+            + Duration::from_secs(20);
+        let closed = join_all(streams.into_iter().map(|mut stream| async move {
+            let mut buffer = vec![0; 512];
+            tokio::time::timeout(deadline, async {
+                loop {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await
+            .is_ok()
+        }))
+        .await;
+        let open = closed.iter().filter(|c| !**c).count();
+        assert_eq!(
+            open, 0,
+            "{open} of {HALF_SENT} half-sent requests still open"
+        );
+        let health = client.get(format!("{}/healthz", s.app_url)).send().await?;
+        assert_eq!(health.status(), 200);
         Ok(())
     })
     .await

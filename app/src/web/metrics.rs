@@ -17,7 +17,7 @@ use crate::jobs::Queue;
 /// This process's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    webhooks: Mutex<BTreeMap<(String, &'static str), u64>>,
+    webhooks: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -27,14 +27,16 @@ impl Metrics {
             .webhooks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Event names come from a header: keep the label set small and clean.
-        let event =
-            if event.len() <= 40 && event.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-                event
-            } else {
-                "other"
-            };
-        *map.entry((event.to_owned(), result)).or_default() += 1;
+        // Event names come from a header: labels come from a closed set, so no request can add
+        // a series.
+        // `unknown` names a request whose claim is not believed (it was not signed).
+        let event = crate::github::webhook::HANDLED_EVENTS
+            .iter()
+            .chain(&["unknown"])
+            .find(|known| **known == event)
+            .copied()
+            .unwrap_or("other");
+        *map.entry((event, result)).or_default() += 1;
     }
 }
 

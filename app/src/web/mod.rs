@@ -8,7 +8,7 @@ mod health;
 mod metrics;
 mod webhooks;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use axum::{Router, extract::FromRef};
@@ -29,6 +29,8 @@ pub struct AppState {
     pub queues: Queues,
     pub reporter: Reporter,
     pub metrics: Arc<metrics::Metrics>,
+    /// The bytes of webhook bodies not yet verified, capped over all requests.
+    pub unverified: crate::github::webhook::UnverifiedBodies,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             },
             webhook_secret: Arc::new(github.webhook_secret.clone()),
             metrics: Arc::default(),
+            unverified: crate::github::webhook::UnverifiedBodies::default(),
             stores,
             server: Arc::new(server),
         })
@@ -97,14 +100,73 @@ pub fn phase_listener(listener: &std::net::TcpListener) -> anyhow::Result<TcpLis
     TcpListener::from_std(clone).context("cannot hand the listening socket to tokio")
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// How long a client may take to send a request's headers; then the connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most connections served at once; past it, new connections are closed at once.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests
+/// (for at most [`DRAIN_TIMEOUT`]).
+///
+/// The connection loop is hyper's, not `axum::serve`, for the bounds a public endpoint needs:
+/// headers must arrive within [`HEADER_READ_TIMEOUT`] (bodies have their own time-out where
+/// they are read) and at most [`MAX_CONNECTIONS`] are open at once.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::{conn::auto, graceful::GracefulShutdown},
+        service::TowerToHyperService,
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream); // at the cap: closed before a byte is read
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that went away or sent garbage: nothing to report.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
-        .context("HTTP server failed")
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish in time; closing them");
+    }
+    Ok(())
 }
+
+/// How long in-flight requests may take to finish once shutdown is asked for.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);

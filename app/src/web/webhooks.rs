@@ -12,13 +12,15 @@
 //!    failed and it can be redelivered.
 //! 5. **202** for work accepted, **200** for an event previewd does not act on.
 //!
-//! Steps 1 and 2 (and the headers) are the extractor's, [`webhook::Delivery`]; bodies over
-//! 25 MB get **413** from the body limit.
+//! Steps 1 and 2 (and the headers) are the extractor's, [`webhook::Delivery`], which also bounds
+//! what an unsigned request costs: 401 before its body is read when it carries no signature,
+//! 411 without `Content-Length`, 413 over 25 MB, 503 when too many unverified bytes are in
+//! flight, 408 when the body is slow.
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, FromRef, State},
-    http::{StatusCode, header},
+    extract::{FromRef, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -30,7 +32,7 @@ use tracing::Instrument as _;
 
 use super::AppState;
 use crate::{
-    github::webhook::{self, Delivery, Event, Refusal, WebhookSecret},
+    github::webhook::{self, Delivery, Event, Refusal, UnverifiedBodies, WebhookSecret},
     previews::{
         intake::{self, Origin},
         lifecycle,
@@ -39,34 +41,10 @@ use crate::{
     reporter, store,
 };
 
-/// GitHub's own limit on webhook payloads.
-pub const MAX_BODY: usize = 25 * 1024 * 1024;
+pub use crate::github::webhook::extract::MAX_BODY;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/github", post(receive))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(refuse_announced_oversize))
-}
-
-/// Answers 413 at once when `Content-Length` announces more than [`MAX_BODY`], instead of
-/// reading 25 MB first (bodies without a length are still cut off by the body limit).
-async fn refuse_announced_oversize(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if announced.is_some_and(|n| n > MAX_BODY) {
-        return answer(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            json!({ "error": "payload larger than 25 MB" }),
-        );
-    }
-    next.run(request).await
+    Router::new().route("/webhooks/github", post(receive))
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
@@ -79,14 +57,23 @@ impl FromRef<AppState> for WebhookSecret {
     }
 }
 
+impl FromRef<AppState> for UnverifiedBodies {
+    fn from_ref(state: &AppState) -> Self {
+        state.unverified.clone()
+    }
+}
+
 /// Logs and counts a refused request, and answers it.
 fn refuse(state: &AppState, refusal: &Refusal) -> Response {
     match refusal {
-        Refusal::Unsigned { event_name } => {
+        Refusal::Unsigned => {
+            // Nothing an unsigned request claims is believed, its event name included.
             tracing::warn!("webhook rejected: missing or invalid signature");
-            state
-                .metrics
-                .webhook(event_name.as_deref().unwrap_or("unknown"), "unauthorized");
+            state.metrics.webhook("unknown", "unauthorized");
+        }
+        Refusal::Busy => {
+            tracing::warn!("webhook refused: too many unverified bodies in flight");
+            state.metrics.webhook("unknown", "busy");
         }
         Refusal::Malformed {
             guid,

@@ -304,9 +304,86 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
         "app peak RSS under load:               {:.1} MB",
         peak as f64 / 1024.0
     );
+    // Last, so that the figures above are not the hostile traffic's.
+    hostile(&client, &url, pid).await?;
     drop(app);
     db.drop_database().await?;
     previewd_tests::clear_redis_prefix(&prefix).await
+}
+
+/// Hostile traffic at the webhook door: what 16 concurrent unsigned 24 MB uploads cost the app
+/// (its peak RSS so far — the load above included — and its RSS once they are over), and how
+/// soon 2,000 half-sent requests are closed.
+async fn hostile(client: &reqwest::Client, url: &str, pid: u32) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let hook = format!("{url}/webhooks/github");
+    let shaped = format!("sha256={}", "0".repeat(64));
+    let upload = vec![b' '; 24 * 1024 * 1024];
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let request = client
+            .post(&hook)
+            .header("x-github-event", "push")
+            .header("x-github-delivery", format!("guid-upload-{i}"))
+            .header("x-hub-signature-256", &shaped)
+            .body(upload.clone());
+        tasks.push(tokio::spawn(async move {
+            match request.timeout(Duration::from_secs(60)).send().await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            }
+        }));
+    }
+    let mut answers = std::collections::BTreeMap::<u16, u32>::new();
+    for t in tasks {
+        *answers.entry(t.await.unwrap_or(0)).or_default() += 1;
+    }
+    let (_, _, peak) = proc_stats(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, after, _) = proc_stats(pid);
+    println!(
+        "16 concurrent unsigned 24 MB uploads:  peak RSS {:.1} MB, {:.1} MB after (answers {answers:?}; 0 = cut off)",
+        peak as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+
+    let addr = url.trim_start_matches("http://").to_owned();
+    let t0 = Instant::now();
+    let mut streams = Vec::new();
+    for _ in 0..2000 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+        stream
+            .write_all(
+                format!("POST /webhooks/github HTTP/1.1\r\nHost: {addr}\r\nX-Git").as_bytes(),
+            )
+            .await?;
+        streams.push(stream);
+    }
+    let healthy = client
+        .get(format!("{url}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    let closed = join_all(streams.into_iter().map(|mut stream| async move {
+        let mut buffer = [0u8; 256];
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(n) = stream.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }))
+    .await;
+    println!(
+        "2,000 half-sent requests:              all closed {:.1} s after the first was opened ({} closed; /healthz answered meanwhile: {healthy})",
+        t0.elapsed().as_secs_f64(),
+        closed.iter().filter(|c| **c).count()
+    );
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -702,7 +779,9 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
     configure(&mut reconciler_cmd, &world, &db.url, &prefix, 0);
     reconciler_cmd
         .env("WORKER_NAME", "bench-reconciler")
-        .env("RECONCILE_INTERVAL", "2s");
+        .env("RECONCILE_INTERVAL", "2s")
+        // Rounds with nothing to heal are logged at debug.
+        .env("RUST_LOG", "info,previewd_worker::periodic=debug");
     let t0 = Instant::now();
     let reconciler = Running::start(reconciler_cmd);
     let line = reconciler.wait_for_line("reconciled", Duration::from_secs(120));

@@ -3,23 +3,58 @@
 //! once into an [`Event`] — or a [`Refusal`] that says what GitHub should be told.
 //!
 //! Order matters: the signature comes first, and nothing about an unsigned request is believed
-//! (not even its event header, beyond naming it in a metric). The body limit is the route's
-//! (`DefaultBodyLimit`); a body over it is refused with its 413.
+//! (not even its event header). What an unauthenticated sender can cost is bounded before a
+//! byte of the body is read: a request without a well-formed `X-Hub-Signature-256` is refused
+//! (401) at once; one without `Content-Length` gets 411 and one announcing more than 25 MB 413
+//! (GitHub always sends the length); the bytes of bodies not yet verified are capped in total
+//! ([`UnverifiedBodies`]) — past the cap, 503, so GitHub may redeliver — and a body must arrive
+//! within [`BODY_READ_TIMEOUT`].
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::Bytes,
     extract::{FromRef, FromRequest, Request},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header::CONTENT_LENGTH},
 };
+use bytes::BytesMut;
+use http_body_util::BodyExt as _;
 use secrecy::SecretString;
+use tokio::sync::Semaphore;
 
-use super::{Event, ParseError, parse, verify_signature};
+use super::{Event, ParseError, parse, verify::verify_signature_parts};
 
 /// The webhook secret, as the extractor finds it in the router's state.
 #[derive(Clone)]
 pub struct WebhookSecret(pub Arc<SecretString>);
+
+/// GitHub's own limit on webhook payloads.
+pub const MAX_BODY: usize = 25 * 1024 * 1024;
+
+/// How long a delivery's body may take to arrive once its headers have (GitHub sends its
+/// deliveries whole and gives up on them after 10 s).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most bytes of bodies not yet verified held at once, over every request.
+pub const UNVERIFIED_BUDGET: usize = 32 * 1024 * 1024;
+
+/// The budget of bytes for bodies being read and not yet verified, shared by every request of
+/// the process (in KiB permits).
+#[derive(Clone, Debug)]
+pub struct UnverifiedBodies(Arc<Semaphore>);
+
+impl UnverifiedBodies {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(Semaphore::new(bytes.div_ceil(1024))))
+    }
+}
+
+impl Default for UnverifiedBodies {
+    fn default() -> Self {
+        Self::new(UNVERIFIED_BUDGET)
+    }
+}
 
 /// A delivery that passed the edge.
 #[derive(Debug)]
@@ -36,8 +71,10 @@ pub struct Delivery {
 /// Why a request is not a delivery previewd accepts.
 #[derive(Debug)]
 pub enum Refusal {
-    /// No or a wrong `X-Hub-Signature-256`: 401. `event_name` is only what the request claims.
-    Unsigned { event_name: Option<String> },
+    /// No, a malformed or a wrong `X-Hub-Signature-256`: 401.
+    Unsigned,
+    /// Too many bytes of unverified bodies are in flight: 503 (GitHub may redeliver).
+    Busy,
     /// Signed, but without `X-GitHub-Event`: 400.
     NoEvent,
     /// Signed, but without a plausible `X-GitHub-Delivery`: 400.
@@ -56,7 +93,8 @@ impl Refusal {
     /// The HTTP status GitHub gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unsigned { .. } => StatusCode::UNAUTHORIZED,
+            Self::Unsigned => StatusCode::UNAUTHORIZED,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoEvent | Self::BadDeliveryId | Self::Malformed { .. } => StatusCode::BAD_REQUEST,
             Self::Body { status, .. } => *status,
         }
@@ -65,7 +103,8 @@ impl Refusal {
     /// The error text of the answer.
     pub fn message(&self) -> String {
         match self {
-            Self::Unsigned { .. } => "missing or invalid X-Hub-Signature-256".to_owned(),
+            Self::Unsigned => "missing or invalid X-Hub-Signature-256".to_owned(),
+            Self::Busy => "too many deliveries being received; try again".to_owned(),
             Self::NoEvent => "missing X-GitHub-Event".to_owned(),
             Self::BadDeliveryId => "missing or invalid X-GitHub-Delivery".to_owned(),
             Self::Malformed { error, .. } => error.to_string(),
@@ -97,31 +136,121 @@ fn valid_guid(guid: &str) -> bool {
     guid.len() <= 64 && guid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
+/// Whether `value` has the form of a signature (`sha256=` and 64 hex digits), so the body is
+/// worth reading.
+fn signature_shaped(value: Option<&str>) -> bool {
+    value
+        .and_then(|v| v.strip_prefix("sha256="))
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn body_refusal(status: StatusCode, message: &str) -> Refusal {
+    Refusal::Body {
+        status,
+        message: message.to_owned(),
+    }
+}
+
+/// Reads exactly `length` bytes of body within [`BODY_READ_TIMEOUT`], as the parts it arrived
+/// in: an unverified body is never copied into one large buffer (memory the allocator may keep
+/// after a flood of forged uploads), only a verified one is ([`join`]).
+async fn read_body(request: Request, length: usize) -> Result<Vec<Bytes>, Refusal> {
+    let mut body = request.into_body();
+    let mut parts = Vec::new();
+    let mut received = 0;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| {
+                body_refusal(StatusCode::BAD_REQUEST, "the body broke off before its end")
+            })?;
+            if let Ok(data) = frame.into_data() {
+                received += data.len();
+                if received > length {
+                    return Err(body_refusal(
+                        StatusCode::BAD_REQUEST,
+                        "the body is longer than its Content-Length",
+                    ));
+                }
+                parts.push(data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(())) if received == length => Ok(parts),
+        Ok(Ok(())) => Err(body_refusal(
+            StatusCode::BAD_REQUEST,
+            "the body is shorter than its Content-Length",
+        )),
+        Ok(Err(refusal)) => Err(refusal),
+        Err(_) => Err(body_refusal(
+            StatusCode::REQUEST_TIMEOUT,
+            "the body did not arrive in time",
+        )),
+    }
+}
+
+/// A verified body in one buffer (the parser reads contiguous bytes).
+fn join(mut parts: Vec<Bytes>) -> Bytes {
+    if parts.len() == 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    let mut whole = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for part in parts {
+        whole.extend_from_slice(&part);
+    }
+    whole.freeze()
+}
+
 impl<S> FromRequest<S> for Delivery
 where
     S: Send + Sync,
     WebhookSecret: FromRef<S>,
+    UnverifiedBodies: FromRef<S>,
 {
     type Rejection = Refusal;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Refusal> {
         let secret = WebhookSecret::from_ref(state);
         let headers = request.headers().clone();
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| Refusal::Body {
-                status: e.status(),
-                message: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    "payload larger than 25 MB".to_owned()
-                } else {
-                    "cannot read the body".to_owned()
-                },
-            })?;
-        if !verify_signature(&secret.0, &body, header(&headers, "x-hub-signature-256")) {
-            return Err(Refusal::Unsigned {
-                event_name: header(&headers, "x-github-event").map(str::to_owned),
-            });
+        let signature = header(&headers, "x-hub-signature-256");
+        if !signature_shaped(signature) {
+            return Err(Refusal::Unsigned);
         }
+        let Some(length) = header(&headers, CONTENT_LENGTH.as_str()) else {
+            return Err(body_refusal(
+                StatusCode::LENGTH_REQUIRED,
+                "Content-Length is required",
+            ));
+        };
+        let length = match length.parse::<usize>() {
+            Ok(n) if n <= MAX_BODY => n,
+            Ok(_) => {
+                return Err(body_refusal(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload larger than 25 MB",
+                ));
+            }
+            Err(_) => {
+                return Err(body_refusal(
+                    StatusCode::BAD_REQUEST,
+                    "Content-Length is not a number",
+                ));
+            }
+        };
+        // Held until the signature is checked: the bytes an unknown sender makes us keep.
+        let kib = u32::try_from(length.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        let budget = UnverifiedBodies::from_ref(state);
+        let Ok(permit) = budget.0.try_acquire_many(kib) else {
+            return Err(Refusal::Busy);
+        };
+        let parts = read_body(request, length).await?;
+        let signed = verify_signature_parts(&secret.0, parts.iter().map(|p| &p[..]), signature);
+        if !signed {
+            return Err(Refusal::Unsigned);
+        }
+        drop(permit);
+        let body = join(parts);
         let event_name = header(&headers, "x-github-event")
             .ok_or(Refusal::NoEvent)?
             .to_owned();
@@ -162,16 +291,43 @@ mod tests {
         }
     }
 
-    async fn send(headers: &[(&str, &str)], body: &str) -> (StatusCode, String) {
-        let app = Router::new()
-            .route("/", post(receive))
-            .with_state(WebhookSecret(Arc::new(SecretString::from(SECRET))));
+    #[derive(Clone)]
+    struct TestState {
+        secret: WebhookSecret,
+        budget: UnverifiedBodies,
+    }
+
+    impl FromRef<TestState> for WebhookSecret {
+        fn from_ref(state: &TestState) -> Self {
+            state.secret.clone()
+        }
+    }
+
+    impl FromRef<TestState> for UnverifiedBodies {
+        fn from_ref(state: &TestState) -> Self {
+            state.budget.clone()
+        }
+    }
+
+    fn state(budget: usize) -> TestState {
+        TestState {
+            secret: WebhookSecret(Arc::new(SecretString::from(SECRET))),
+            budget: UnverifiedBodies::new(budget),
+        }
+    }
+
+    async fn send_to(
+        state: TestState,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> (StatusCode, String) {
+        let app = Router::new().route("/", post(receive)).with_state(state);
         let mut request = http::Request::post("/");
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
         let response = app
-            .oneshot(request.body(Body::from(body.to_owned())).expect("request"))
+            .oneshot(request.body(body).expect("request"))
             .await
             .expect("answer");
         let status = response.status();
@@ -179,6 +335,82 @@ mod tests {
             .await
             .expect("body");
         (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Sends `body` with its `Content-Length`, as GitHub (and any HTTP client) does.
+    async fn send(headers: &[(&str, &str)], body: &str) -> (StatusCode, String) {
+        let length = body.len().to_string();
+        let mut all = headers.to_vec();
+        all.push(("content-length", length.as_str()));
+        send_to(state(UNVERIFIED_BUDGET), &all, Body::from(body.to_owned())).await
+    }
+
+    /// A body that never ends: whoever reads it waits forever.
+    fn endless() -> Body {
+        Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>())
+    }
+
+    #[tokio::test]
+    async fn unsigned_requests_are_refused_before_their_body_is_read() {
+        let headers = [
+            ("x-github-event", "push"),
+            ("content-length", "1000"),
+            ("x-hub-signature-256", "sha256=nothex"),
+        ];
+        let (status, _) = send_to(state(UNVERIFIED_BUDGET), &headers, endless()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = send_to(state(UNVERIFIED_BUDGET), &headers[..2], endless()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn unverified_bodies_are_bounded_in_length_and_in_total() {
+        let sig = format!("sha256={}", "0".repeat(64));
+        let signed = ("x-hub-signature-256", sig.as_str());
+        // No length: 411; too long: 413; both before a byte is read.
+        let (status, _) = send_to(state(UNVERIFIED_BUDGET), &[signed], endless()).await;
+        assert_eq!(status, StatusCode::LENGTH_REQUIRED);
+        let over = (MAX_BODY + 1).to_string();
+        let (status, _) = send_to(
+            state(UNVERIFIED_BUDGET),
+            &[signed, ("content-length", over.as_str())],
+            endless(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        // More than the budget at once: 503, so GitHub may redeliver.
+        let (status, message) = send_to(
+            state(4096),
+            &[signed, ("content-length", "8192")],
+            endless(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{message}");
+        // A body that stops short of its length is refused, and its budget given back.
+        let budget = state(4096);
+        let (status, _) = send_to(
+            budget.clone(),
+            &[signed, ("content-length", "10")],
+            Body::from("short"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(budget.budget.0.available_permits(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_body_is_cut_off() {
+        let sig = format!("sha256={}", "0".repeat(64));
+        let (status, _) = send_to(
+            state(UNVERIFIED_BUDGET),
+            &[
+                ("x-hub-signature-256", sig.as_str()),
+                ("content-length", "10"),
+            ],
+            endless(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
     }
 
     #[tokio::test]

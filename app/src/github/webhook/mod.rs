@@ -10,7 +10,7 @@ pub mod verify;
 
 use serde::Deserialize;
 
-pub use extract::{Delivery, Refusal, WebhookSecret};
+pub use extract::{Delivery, Refusal, UnverifiedBodies, WebhookSecret};
 pub use verify::{sign, verify_signature};
 
 use super::RepoName;
@@ -365,6 +365,83 @@ fn brief_repos(list: Vec<WireRepoBrief>) -> Vec<(i64, RepoName)> {
 
 /// Parses the body of a delivery of `event` (the `X-GitHub-Event` header).
 pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
+    let parsed = parse_unchecked(event, body)?;
+    validate(&parsed).map_err(|message| ParseError {
+        event: event.to_owned(),
+        message,
+    })?;
+    Ok(parsed)
+}
+
+/// The values previewd passes on — to GitHub's API, the cluster, image tags and builds — are
+/// within GitHub's own rules, checked here once: shas are 40 hex digits, branch names are
+/// git refs (no part over 255 bytes, no control characters or `..`), logins are GitHub logins.
+fn validate(event: &Event) -> Result<(), String> {
+    fn sha(field: &str, value: &str) -> Result<(), String> {
+        if value.len() == 40 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(())
+        } else {
+            Err(format!("{field} is not a 40-hex-digit commit sha"))
+        }
+    }
+    fn branch(field: &str, value: &str) -> Result<(), String> {
+        // A ref is stored as a path: no part of it over 255 bytes.
+        let bad = value.is_empty()
+            || value.len() > 1024
+            || value.split('/').any(|part| part.len() > 255)
+            || value.contains("..")
+            || value.starts_with('/')
+            || value.ends_with('/')
+            || value.ends_with(".lock")
+            || value.chars().any(|c| {
+                c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+            });
+        if bad {
+            Err(format!("{field} is not a valid branch name"))
+        } else {
+            Ok(())
+        }
+    }
+    fn login(field: &str, value: &str) -> Result<(), String> {
+        // People: up to 39 letters, digits and hyphens; Apps: the same with `[bot]`.
+        let name = value.strip_suffix("[bot]").unwrap_or(value);
+        if !name.is_empty()
+            && name.len() <= 39
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            Ok(())
+        } else {
+            Err(format!("{field} is not a GitHub login"))
+        }
+    }
+    match event {
+        Event::PullRequest { pr, sender, .. } => {
+            sha("pull_request.head.sha", &pr.head_sha)?;
+            branch("pull_request.head.ref", &pr.head_ref)?;
+            branch("pull_request.base.ref", &pr.base_ref)?;
+            login("pull_request.user.login", &pr.author)?;
+            login("sender.login", sender)
+        }
+        Event::CheckRun {
+            head_sha, sender, ..
+        }
+        | Event::CheckSuiteRerequested {
+            head_sha, sender, ..
+        } => {
+            sha("head_sha", head_sha)?;
+            login("sender.login", sender)
+        }
+        Event::PullRequestComment { sender, .. } => login("sender.login", sender),
+        Event::Ping
+        | Event::Installation { .. }
+        | Event::InstallationRepositories { .. }
+        | Event::Ignored { .. } => Ok(()),
+    }
+}
+
+fn parse_unchecked(event: &str, body: &[u8]) -> Result<Event, ParseError> {
     let bad = |e: serde_json::Error| ParseError {
         event: event.to_owned(),
         message: e.to_string(),
@@ -542,8 +619,8 @@ mod tests {
             "number": 7,
             "pull_request": {
                 "number": 7, "title": "T", "user": {"login": "alice"},
-                "head": {"ref": "feat", "sha": "abc", "repo": {"id": 99}},
-                "base": {"ref": "main", "sha": "def", "repo": {"id": 1}},
+                "head": {"ref": "feat", "sha": "a".repeat(40), "repo": {"id": 99}},
+                "base": {"ref": "main", "sha": "d".repeat(40), "repo": {"id": 1}},
                 "draft": false, "merged": false, "labels": [{"name": "x"}]
             },
             "repository": {"id": 1, "full_name": "acme/web", "default_branch": "main", "private": true},
@@ -599,5 +676,49 @@ mod tests {
         let mut p = pr_payload("opened");
         p["repository"]["full_name"] = json!("../../etc");
         assert!(parse("pull_request", &serde_json::to_vec(&p).expect("json")).is_err());
+    }
+
+    #[test]
+    fn hostile_values_stop_at_the_edge() {
+        let refused = |pointer: &str, value: serde_json::Value| {
+            let mut p = pr_payload("synchronize");
+            *p.pointer_mut(pointer).expect("field") = value;
+            parse("pull_request", &serde_json::to_vec(&p).expect("json"))
+                .expect_err("refused")
+                .to_string()
+        };
+        for sha in [
+            "../../../x:y",
+            "$(id);x",
+            "abc",
+            &"g".repeat(40),
+            &"a".repeat(41),
+        ] {
+            let message = refused("/pull_request/head/sha", json!(sha));
+            assert!(message.contains("40-hex-digit"), "{sha}: {message}");
+        }
+        for branch in [
+            "a..b",
+            "x\ny",
+            "",
+            "with space",
+            "refs/../x",
+            "ends/",
+            "a:b",
+        ] {
+            let message = refused("/pull_request/head/ref", json!(branch));
+            assert!(message.contains("valid branch name"), "{branch}: {message}");
+        }
+        let long = "b".repeat(256);
+        assert!(refused("/pull_request/base/ref", json!(long)).contains("base.ref"));
+        for login in ["$(id)", "a b", "x/../y", &"l".repeat(40)] {
+            let message = refused("/sender/login", json!(login));
+            assert!(message.contains("not a GitHub login"), "{login}: {message}");
+        }
+        // What GitHub does send passes.
+        let mut p = pr_payload("synchronize");
+        p["pull_request"]["head"]["ref"] = json!("dependabot/npm_and_yarn/lodash-4.17.21");
+        p["sender"]["login"] = json!("dependabot[bot]");
+        assert!(parse("pull_request", &serde_json::to_vec(&p).expect("json")).is_ok());
     }
 }
