@@ -525,12 +525,20 @@ async fn a_database_error_at_job_start_is_healed_not_retried_by_the_queue() -> a
     options.workers = 0;
     scenario::run(options, async |s| {
         let pr = s.open_pr_with_config("feature/db-down", READY_IMAGE).await;
-        let gh = s.gh.clone();
-        let sha = pr.head_sha.clone();
-        wait::until("the queued check run", scenario::DEADLINE, || {
-            let queued = !gh.check_runs(REPO, &sha).is_empty();
-            async move { queued.then_some(()) }
-        })
+        // The app has shown the queued check run and recorded its id (a claim cut short by the
+        // outage would hold the check run for its lease, which is not this story).
+        let db = s.db.clone();
+        wait::until(
+            "the queued check run's id recorded",
+            scenario::DEADLINE,
+            || {
+                let db = db.clone();
+                async move {
+                    let attempt = deploy_attempt::Entity::find().one(&db).await.ok()??;
+                    attempt.check_run_id.is_some_and(|id| id > 0).then_some(())
+                }
+            },
+        )
         .await?;
         // The attempts' table is gone as the worker takes the job.
         s.db.execute_unprepared("ALTER TABLE deploy_attempts RENAME TO deploy_attempts_away")
