@@ -58,7 +58,9 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         // key=value / key: value secrets in logs and env dumps.
         rule(
-            r#"(?i)\b([a-z0-9_]*(?:password|passwd|secret|token|api_?key|private_?key)[a-z0-9_]*)\s*([=:])\s*["']?[^\s"',;]+"#,
+            // A value that itself starts with such a key (`password: token: x`) is skipped
+            // over, so the secret after it goes too.
+            r#"(?i)\b([a-z0-9_]*(?:password|passwd|secret|token|api_?key|private_?key)[a-z0-9_]*)\s*([=:])\s*(?:[a-z0-9_]*(?:password|passwd|secret|token|api_?key|private_?key)[a-z0-9_]*\s*[=:]\s*)*["']?[^\s"',;]+"#,
             "${1}${2}[REDACTED]",
         ),
         // Cluster-internal hostnames tell an attacker the cluster's layout.
@@ -142,6 +144,14 @@ mod tests {
         assert!(!out.contains("abcdefghijklmnop1234"), "{out}");
         let out = clean("curl -H 'Authorization: token 0123456789abcdef0123'");
         assert!(!out.contains("0123456789abcdef0123"), "{out}");
+    }
+
+    #[test]
+    fn a_secret_behind_a_chain_of_keys_is_removed() {
+        // Found by app/tests/fuzz.rs: the value of the first key was the second key.
+        let out = clean("cpassword: hupassword: hunter2 and token=secret=s3cr3t");
+        assert!(!out.contains("hunter2") && !out.contains("s3cr3t"), "{out}");
+        assert!(out.contains("cpassword:[REDACTED]"), "{out}");
     }
 
     #[test]

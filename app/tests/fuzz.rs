@@ -1,0 +1,263 @@
+//! Bounded mutation fuzzing of the code that reads untrusted input: webhook payloads (every
+//! event previewd reads), `.github/preview.yml`, resource quantities, namespace naming and the
+//! sanitizer. Each target gets a fixed number of cases mutated from fixed seeds by a fixed
+//! pseudo-random sequence, so a run is bounded and any failure reproduces exactly; the property
+//! is always the same — no panic, and every refusal says something.
+
+use previewd::{
+    cluster::naming::{is_dns1123_label, namespace_name},
+    github::webhook::{HANDLED_EVENTS, parse},
+    previews::repo_config::{self, Limits},
+    sanitize::sanitize,
+    units::Quantity,
+};
+use serde_json::json;
+
+/// Cases per target: a few seconds in a debug build on two cores.
+const CASES: usize = 4000;
+
+/// xorshift64*: small, deterministic, good enough to pick mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            usize::try_from(self.next() % n as u64).unwrap_or(0)
+        }
+    }
+}
+
+/// Pieces that tend to break parsers: JSON and YAML syntax, big and odd numbers, odd text.
+const TOKENS: &[&[u8]] = &[
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b",",
+    b"null",
+    b"-1",
+    b"1e999",
+    b"18446744073709551616",
+    b"\\u0000",
+    b"\xff\xfe",
+    b"[[[[[[[[[[[[[[[[",
+    b"\n",
+    b"\t",
+    b"&a",
+    b"*a",
+    b"!!binary",
+    b"---",
+    b"..",
+    b"/",
+    b"\xe2\x80\xae",
+    b"0x",
+    b"Ti",
+    b"m",
+    b"%",
+    b"$(id)",
+    b" ",
+];
+
+fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut out = seed.to_vec();
+    for _ in 0..=rng.below(4) {
+        let at = rng.below(out.len() + 1);
+        match rng.below(5) {
+            0 if !out.is_empty() => {
+                let i = at.min(out.len() - 1);
+                out[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let token = TOKENS[rng.below(TOKENS.len())];
+                out.splice(at..at, token.iter().copied());
+            }
+            2 if !out.is_empty() => {
+                let end = (at + rng.below(16)).min(out.len());
+                out.drain(at.min(end)..end);
+            }
+            3 if !out.is_empty() => {
+                let end = (at + rng.below(32)).min(out.len());
+                let copy = out[at.min(end)..end].to_vec();
+                out.splice(end..end, copy);
+            }
+            _ => {
+                let byte = u8::try_from(rng.below(256)).unwrap_or(0);
+                out.insert(at, byte);
+            }
+        }
+    }
+    out
+}
+
+fn sha(c: char) -> String {
+    std::iter::repeat_n(c, 40).collect()
+}
+
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let repo = json!({"id": 1, "full_name": "acme/web", "name": "web", "owner": {"login": "acme"},
+        "default_branch": "main", "private": false});
+    let pr = json!({"number": 7, "title": "T", "user": {"login": "maya"}, "draft": false,
+        "merged": false, "labels": [{"name": "preview:keep"}],
+        "head": {"ref": "feature/x", "sha": sha('a'), "repo": {"id": 1}},
+        "base": {"ref": "main", "sha": sha('b'), "repo": {"id": 1}}});
+    let installation = json!({"id": 5, "account": {"login": "acme", "type": "Organization"}});
+    let sender = json!({"login": "maya"});
+    let events = [
+        ("ping", json!({"zen": "Keep it simple.", "hook_id": 1})),
+        (
+            "pull_request",
+            json!({"action": "synchronize", "number": 7, "pull_request": pr,
+            "repository": repo, "installation": {"id": 5}, "sender": sender}),
+        ),
+        (
+            "check_run",
+            json!({"action": "requested_action", "requested_action": {"identifier": "redeploy"},
+            "check_run": {"id": 9, "head_sha": sha('c'), "external_id": "3",
+                "pull_requests": [{"number": 7}]},
+            "repository": repo, "installation": {"id": 5}, "sender": sender}),
+        ),
+        (
+            "check_suite",
+            json!({"action": "rerequested",
+            "check_suite": {"head_sha": sha('d'), "pull_requests": [{"number": 7}]},
+            "repository": repo, "installation": {"id": 5}, "sender": sender}),
+        ),
+        (
+            "issue_comment",
+            json!({"action": "created",
+            "issue": {"number": 7, "pull_request": {"url": "x"}},
+            "comment": {"body": "/preview redeploy"},
+            "repository": repo, "installation": {"id": 5}, "sender": sender}),
+        ),
+        (
+            "installation",
+            json!({"action": "created", "installation": installation,
+            "repositories": [{"id": 1, "full_name": "acme/web"}], "sender": sender}),
+        ),
+        (
+            "installation_repositories",
+            json!({"action": "added", "installation": installation,
+            "repositories_added": [{"id": 2, "full_name": "acme/api"}],
+            "repositories_removed": [], "sender": sender}),
+        ),
+    ];
+    events
+        .into_iter()
+        .map(|(event, body)| (event, serde_json::to_vec(&body).expect("json")))
+        .collect()
+}
+
+#[test]
+fn webhook_payloads_never_panic_and_every_refusal_says_why() {
+    let seeds = seeds();
+    let covered: Vec<&str> = seeds.iter().map(|(e, _)| *e).collect();
+    for event in HANDLED_EVENTS {
+        assert!(covered.contains(&event), "a seed for {event}");
+    }
+    let mut rng = Rng(0x5EED_0001);
+    let mut parsed = 0;
+    for i in 0..CASES * 2 {
+        let (event, seed) = &seeds[i % seeds.len()];
+        // Now and then under another event's name, or a name nobody sends.
+        let name = match rng.below(10) {
+            0 => seeds[rng.below(seeds.len())].0,
+            1 => "made-up",
+            _ => event,
+        };
+        let body = mutate(seed, &mut rng);
+        match parse(name, &body) {
+            Ok(_) => parsed += 1,
+            Err(e) => assert!(!e.to_string().trim().is_empty(), "{name}: an empty error"),
+        }
+    }
+    // The mutations are small: a good share of cases must still parse, or this fuzzes nothing
+    // past the first byte.
+    assert!(parsed > CASES / 10, "only {parsed} cases parsed");
+}
+
+#[test]
+fn preview_yml_never_panics_and_every_refusal_says_why() {
+    let seed = b"build: { dockerfile: Dockerfile, context: . }\nchart: deploy/chart\nport: 8080\n\
+health: /healthz\nenv: { FEATURE_X: \"1\" }\nresources: { cpu: 500m, memory: 512Mi }\nttl: 72h\n\
+paths: [ \"web/**\" ]\nimage: ghcr.io/acme/web:{sha}\n";
+    let limits = Limits::default();
+    let mut rng = Rng(0x5EED_0002);
+    for _ in 0..CASES {
+        let text = String::from_utf8_lossy(&mutate(seed, &mut rng)).into_owned();
+        if let Err(e) = repo_config::parse(&text, &limits) {
+            assert!(!e.to_string().trim().is_empty(), "{text:?}: an empty error");
+        }
+    }
+}
+
+#[test]
+fn quantities_never_panic_and_every_refusal_says_why() {
+    let mut rng = Rng(0x5EED_0003);
+    for seed in ["500m", "1Ti", "0.5", "2", "512Mi", "1e3", "100000u"] {
+        for _ in 0..CASES / 4 {
+            let text = String::from_utf8_lossy(&mutate(seed.as_bytes(), &mut rng)).into_owned();
+            for result in [Quantity::cpu(&text), Quantity::memory(&text)] {
+                if let Err(e) = result {
+                    assert!(!e.trim().is_empty(), "{text:?}: an empty error");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn namespace_names_are_always_valid_labels() {
+    let mut rng = Rng(0x5EED_0004);
+    for seed in ["acme/web", "Ünïcödé-Org/代码.repo", "a/b", "---/___"] {
+        for _ in 0..CASES / 4 {
+            let name = String::from_utf8_lossy(&mutate(seed.as_bytes(), &mut rng)).into_owned();
+            let number = rng.next() >> rng.below(64);
+            let namespace = namespace_name(&name, number);
+            assert!(
+                is_dns1123_label(&namespace),
+                "{name:?} #{number} → {namespace:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_sanitizer_never_panics_and_keeps_its_cap() {
+    let seed =
+        b"error: token=ghs_abcdefghijklmnopqrstuvwxyz0123456789 at web.default.svc.cluster.local \
+password: hunter2 \xe2\x80\xae done";
+    let key =
+        r"[a-z0-9_]*(?:password|passwd|secret|token|api_?key|private_?key)[a-z0-9_]*\s*[=:]\s*";
+    let secret_values = regex::Regex::new(&format!(
+        r#"(?i)((?:{key})+)["']?[^\s"',;]*hunter2[^\s"',;]*"#
+    ))
+    .expect("regex");
+    let mut rng = Rng(0x5EED_0005);
+    for _ in 0..CASES {
+        let text = String::from_utf8_lossy(&mutate(seed, &mut rng)).into_owned();
+        let max = rng.below(300);
+        let clean = sanitize(&text, max);
+        assert!(
+            clean.chars().count() <= max + 1,
+            "{} chars for a cap of {max}",
+            clean.chars().count()
+        );
+        // hunter2 may stay only where it is not a secret's value (after `key:` or `key=`, or a
+        // chain of them: `password: token: hunter2`); key names are kept.
+        let stripped = secret_values.replace_all(&text, "${1}");
+        if !stripped.contains("hunter2") {
+            assert!(!clean.contains("hunter2"), "{text:?} → {clean:?}");
+        }
+    }
+}
