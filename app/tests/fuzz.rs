@@ -2,15 +2,24 @@
 //! event previewd reads), `.github/preview.yml`, resource quantities, namespace naming and the
 //! sanitizer. Each target gets a fixed number of cases mutated from fixed seeds by a fixed
 //! pseudo-random sequence, so a run is bounded and any failure reproduces exactly; the property
-//! is always the same — no panic, and every refusal says something.
+//! is always the same — no panic, and every refusal says something. The webhook target is
+//! seeded twice: with minimal payloads (every field previewd reads, nothing else) and with
+//! whole deliveries of every event it reads, as the GitHub simulator renders them.
 
 use previewd::{
     cluster::naming::{is_dns1123_label, namespace_name},
-    github::webhook::{HANDLED_EVENTS, parse},
+    config::GithubConfig,
+    github::{
+        GitHub, RepoName,
+        api::{CheckRunReport, CheckStatus},
+        webhook::{HANDLED_EVENTS, parse},
+    },
     previews::repo_config::{self, Limits},
     sanitize::sanitize,
     units::Quantity,
 };
+use previewd_tests::github::{GitHubSim, GitHubSimOptions, NewPr};
+use secrecy::SecretString;
 use serde_json::json;
 
 /// Cases per target: a few seconds in a debug build on two cores.
@@ -158,20 +167,20 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         .collect()
 }
 
-#[test]
-fn webhook_payloads_never_panic_and_every_refusal_says_why() {
-    let seeds = seeds();
-    let covered: Vec<&str> = seeds.iter().map(|(e, _)| *e).collect();
+/// Mutates `seeds` `cases` times (now and then under another event's name, or one nobody
+/// sends) and parses each: no panic, every refusal says something, and a good share still
+/// parses — else the mutations fuzz nothing past the first byte.
+fn fuzz_webhooks(seeds: &[(String, Vec<u8>)], cases: usize, rng: u64) {
+    let covered: Vec<&str> = seeds.iter().map(|(e, _)| e.as_str()).collect();
     for event in HANDLED_EVENTS {
         assert!(covered.contains(&event), "a seed for {event}");
     }
-    let mut rng = Rng(0x5EED_0001);
+    let mut rng = Rng(rng);
     let mut parsed = 0;
-    for i in 0..CASES * 2 {
+    for i in 0..cases {
         let (event, seed) = &seeds[i % seeds.len()];
-        // Now and then under another event's name, or a name nobody sends.
         let name = match rng.below(10) {
-            0 => seeds[rng.below(seeds.len())].0,
+            0 => seeds[rng.below(seeds.len())].0.as_str(),
             1 => "made-up",
             _ => event,
         };
@@ -181,9 +190,98 @@ fn webhook_payloads_never_panic_and_every_refusal_says_why() {
             Err(e) => assert!(!e.to_string().trim().is_empty(), "{name}: an empty error"),
         }
     }
-    // The mutations are small: a good share of cases must still parse, or this fuzzes nothing
-    // past the first byte.
-    assert!(parsed > CASES / 10, "only {parsed} cases parsed");
+    assert!(parsed > cases / 20, "only {parsed} of {cases} cases parsed");
+}
+
+#[test]
+fn webhook_payloads_never_panic_and_every_refusal_says_why() {
+    let seeds: Vec<(String, Vec<u8>)> = seeds()
+        .into_iter()
+        .map(|(e, b)| (e.to_owned(), b))
+        .collect();
+    fuzz_webhooks(&seeds, CASES * 2, 0x5EED_0001);
+}
+
+/// Every delivery previewd reads, whole as GitHub sends it (the simulator renders its payloads
+/// field for field from GitHub's webhook and REST descriptions: URLs, node ids, timestamps,
+/// nested repositories, apps and suites), first parsed as sent, then mutated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_github_deliveries_parse_and_survive_mutation() {
+    let sim = GitHubSim::start(GitHubSimOptions::default())
+        .await
+        .expect("simulator");
+    let inst = sim.add_installation("acme");
+    sim.add_repo(inst, "acme/web");
+    let (pr, _) = sim
+        .open_pr(
+            "acme/web",
+            NewPr {
+                labels: vec!["preview:keep".into()],
+                ..NewPr::default()
+            },
+        )
+        .await;
+    sim.push("acme/web", pr.number, &sha('c')).await;
+    sim.add_label("acme/web", pr.number, "preview:approved", "alice")
+        .await;
+    sim.comment("acme/web", pr.number, "alice", "/preview redeploy")
+        .await;
+    let github = GitHub::new(&GithubConfig {
+        app_id: 1234,
+        private_key: SecretString::from(
+            std::fs::read_to_string(previewd_tests::process::KEY_PATH).expect("key"),
+        ),
+        webhook_secret: SecretString::from("webhook-secret-value"),
+        api_url: url::Url::parse(&sim.url()).expect("url"),
+        web_url: url::Url::parse(&sim.url()).expect("url"),
+    })
+    .expect("client");
+    let repo = RepoName::parse("acme/web").expect("name");
+    let run = github
+        .create_check_run(
+            inst,
+            &repo,
+            &CheckRunReport {
+                head_sha: sha('c'),
+                status: CheckStatus::Queued,
+                external_id: "7".into(),
+                details_url: None,
+                title: "Queued".into(),
+                summary: "Waiting".into(),
+                text: None,
+                actions: Vec::new(),
+            },
+        )
+        .await
+        .expect("check run");
+    sim.request_action("acme/web", run, "redeploy", "alice")
+        .await;
+    sim.rerequest_check_run("acme/web", run, "alice").await;
+    sim.rerequest_check_suite("acme/web", &sha('c'), "alice")
+        .await;
+    sim.close_pr("acme/web", pr.number, false).await;
+    sim.reopen_pr("acme/web", pr.number).await;
+    sim.close_pr("acme/web", pr.number, true).await;
+    sim.installation_repositories_event(inst, &["acme/api"], &[])
+        .await;
+    sim.installation_repositories_event(inst, &[], &["acme/api"])
+        .await;
+    for action in ["suspend", "unsuspend", "created", "deleted"] {
+        sim.installation_event(inst, action).await;
+    }
+    sim.ping().await;
+
+    let seeds: Vec<(String, Vec<u8>)> = sim
+        .deliveries()
+        .into_iter()
+        .map(|d| (d.event, sim.delivery_body(d.id).expect("recorded body")))
+        .collect();
+    for (event, body) in &seeds {
+        if let Err(e) = parse(event, body) {
+            panic!("a {event} delivery as GitHub sends it does not parse: {e}");
+        }
+    }
+    fuzz_webhooks(&seeds, CASES, 0x5EED_00FF);
 }
 
 #[test]

@@ -13,13 +13,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The test App's private key (a key made for tests only).
 pub const KEY_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/app-key.pem");
 
-/// A command for `program` with no inherited environment except PATH, and a valid configuration
-/// on a fresh SQLite file and the machine's Redis.
-pub fn configured(program: &str, sqlite: &std::path::Path) -> Command {
+/// A command for `program` that inherits nothing of the environment but `PATH` (and, under a
+/// coverage run, where to write its profile, so the processes tests start are measured too).
+pub fn bare(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GITHUB_APP_ID", "1234")
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
+        cmd.env("LLVM_PROFILE_FILE", profile);
+    }
+    cmd
+}
+
+/// A command for `program` with no inherited environment except [`bare`]'s, and a valid
+/// configuration on a fresh SQLite file and the machine's Redis.
+pub fn configured(program: &str, sqlite: &std::path::Path) -> Command {
+    let mut cmd = bare(program);
+    cmd.env("GITHUB_APP_ID", "1234")
         .env("GITHUB_PRIVATE_KEY_PATH", KEY_PATH)
         .env("GITHUB_WEBHOOK_SECRET", "webhook-secret-value")
         .env("PREVIEW_DOMAIN", "preview.example.com")

@@ -202,10 +202,8 @@ impl Scenario {
 
     /// A `previewd-worker` process (binary at `bin`) named `name`, configured like this scenario.
     pub fn worker_process(&self, bin: &str, name: &str) -> std::process::Command {
-        let mut cmd = std::process::Command::new(bin);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .args(&self.settings)
+        let mut cmd = crate::process::bare(bin);
+        cmd.args(&self.settings)
             .arg(format!("--worker-name={name}"))
             .arg("--log-format=json")
             .stdin(std::process::Stdio::null());

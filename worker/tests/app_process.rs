@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use previewd_tests::process::{Running, configured, get, run_to_end, sqlite_path};
+use previewd_tests::process::{Running, bare, configured, get, run_to_end, sqlite_path};
 
 const BIN: &str = env!("CARGO_BIN_EXE_previewd");
 
@@ -155,8 +155,8 @@ async fn not_ready_while_redis_is_down() {
 fn migrate_needs_only_the_database_and_is_idempotent() {
     let db = sqlite_path();
     for _ in 0..2 {
-        let mut cmd = std::process::Command::new(BIN);
-        cmd.env_clear().arg("migrate").env(
+        let mut cmd = bare(BIN);
+        cmd.arg("migrate").env(
             "DATABASE_URL",
             format!("sqlite://{}?mode=rwc", db.display()),
         );

@@ -304,18 +304,37 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
         "app peak RSS under load:               {:.1} MB",
         peak as f64 / 1024.0
     );
-    // Last, so that the figures above are not the hostile traffic's.
-    hostile(&client, &url, pid).await?;
     drop(app);
     db.drop_database().await?;
     previewd_tests::clear_redis_prefix(&prefix).await
 }
 
-/// Hostile traffic at the webhook door: what 16 concurrent unsigned 24 MB uploads cost the app
-/// (its peak RSS so far — the load above included — and its RSS once they are over), and how
-/// soon 2,000 half-sent requests are closed.
-async fn hostile(client: &reqwest::Client, url: &str, pid: u32) -> anyhow::Result<()> {
+/// Hostile traffic at the webhook door, against an app of its own (so that its peak is the
+/// attack's, not an earlier load's): what 16 concurrent unsigned 24 MB uploads cost in RSS —
+/// before, at the peak and once they are over — and how soon 2,000 half-sent requests are closed.
+async fn hostile(engine: Engine) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let world = world().await?;
+    let db = database(engine).await?;
+    let prefix = previewd_tests::redis_prefix();
+    let port = free_port();
+    let mut cmd = Command::new(bin("previewd"));
+    configure(&mut cmd, &world, &db.url, &prefix, port);
+    let app = Running::start(cmd);
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait::until("the app's first answer", Duration::from_secs(30), || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let r = client.get(format!("{url}/healthz")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = app.child.id();
+    let (_, before, _) = proc_stats(pid);
+
     let hook = format!("{url}/webhooks/github");
     let shaped = format!("sha256={}", "0".repeat(64));
     let upload = vec![b' '; 24 * 1024 * 1024];
@@ -342,7 +361,8 @@ async fn hostile(client: &reqwest::Client, url: &str, pid: u32) -> anyhow::Resul
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, after, _) = proc_stats(pid);
     println!(
-        "16 concurrent unsigned 24 MB uploads:  peak RSS {:.1} MB, {:.1} MB after (answers {answers:?}; 0 = cut off)",
+        "16 concurrent unsigned 24 MB uploads:  RSS {:.1} MB before, peak {:.1} MB, {:.1} MB after (answers {answers:?}; 0 = cut off)",
+        before as f64 / 1024.0,
         peak as f64 / 1024.0,
         after as f64 / 1024.0
     );
@@ -383,7 +403,9 @@ async fn hostile(client: &reqwest::Client, url: &str, pid: u32) -> anyhow::Resul
         t0.elapsed().as_secs_f64(),
         closed.iter().filter(|c| **c).count()
     );
-    Ok(())
+    drop(app);
+    db.drop_database().await?;
+    previewd_tests::clear_redis_prefix(&prefix).await
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -949,9 +971,12 @@ async fn main() -> anyhow::Result<()> {
         chrono::Utc::now().format("%Y-%m-%d")
     );
     let phases = std::env::var("BENCH_PHASES")
-        .unwrap_or_else(|_| "intake,queue,lifecycles,cleanup".to_owned());
+        .unwrap_or_else(|_| "intake,hostile,queue,lifecycles,cleanup".to_owned());
     if phases.contains("intake") {
         intake(engine).await?;
+    }
+    if phases.contains("hostile") {
+        hostile(engine).await?;
     }
     if phases.contains("queue") {
         queue_latency().await?;

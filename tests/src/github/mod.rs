@@ -322,6 +322,11 @@ impl GitHubSim {
         all
     }
 
+    /// The exact bytes delivery `id` carried (its payload, as GitHub renders it).
+    pub fn delivery_body(&self, id: i64) -> Option<Vec<u8>> {
+        self.shared().lock().delivery(id).map(|d| d.body.clone())
+    }
+
     /// The App the manifest flow registered, once its code was exchanged.
     pub fn registered_app(&self) -> Option<RegisteredApp> {
         self.shared().lock().registered.clone()
