@@ -12,6 +12,7 @@ pub mod config;
 pub mod credentials;
 pub mod github;
 pub mod jobs;
+pub mod memory;
 pub mod previews;
 pub mod reporter;
 pub mod sanitize;

@@ -25,7 +25,7 @@ pub struct TestDatabase {
 }
 
 /// URL of the PostgreSQL server's maintenance database.
-fn postgres_admin_url() -> String {
+pub fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }

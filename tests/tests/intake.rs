@@ -365,6 +365,78 @@ async fn redis_down_means_503_and_a_redelivery_recovers() -> anyhow::Result<()> 
     .await
 }
 
+/// PostgreSQL refusing connections (every session cut, no new ones allowed) while a delivery
+/// arrives: a 503 naming the database, nothing half-written, and GitHub's redelivery deploys
+/// once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_means_503_and_a_redelivery_recovers() -> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait as _, Database};
+    scenario::run(Options::new(Engine::Postgres), async |s| {
+        s.gh.put_file(
+            REPO,
+            "feature/d",
+            ".github/preview.yml",
+            "image: ghcr.io/acme/web:{sha}\n",
+        );
+        let name: String =
+            s.db.query_one_raw(sea_orm::Statement::from_string(
+                s.db.get_database_backend(),
+                "SELECT current_database()",
+            ))
+            .await?
+            .expect("a row")
+            .try_get_by_index(0)?;
+        let admin = Database::connect(previewd_tests::db::postgres_admin_url()).await?;
+        let outage = |on: bool| {
+            let sql = if on {
+                format!(
+                    "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false; \
+                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                )
+            } else {
+                format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true")
+            };
+            let admin = admin.clone();
+            async move { admin.execute_unprepared(&sql).await }
+        };
+
+        let sha = s.sha();
+        outage(true).await?;
+        let (pr, delivery) =
+            s.gh.open_pr(
+                REPO,
+                NewPr {
+                    author: MAINTAINER.into(),
+                    head_ref: "feature/d".into(),
+                    head_sha: sha,
+                    ..NewPr::default()
+                },
+            )
+            .await;
+        let answered = s.gh.delivery_response(delivery.id).unwrap_or_default();
+        outage(false).await?;
+        assert_eq!(
+            delivery.status_code,
+            Some(503),
+            "GitHub sees a failed delivery: {answered}"
+        );
+        assert!(
+            answered.contains("redeliver later") && !answered.contains("postgres://"),
+            "{answered}"
+        );
+        let (_, pull_requests, attempts) = rows(s).await?;
+        assert_eq!((pull_requests, attempts), (0, 0), "nothing half-written");
+
+        let again = s.gh.redeliver(delivery.id).await;
+        assert_eq!(again.status_code, Some(202), "the redelivery is processed");
+        s.wait_status(pr.number, PreviewStatus::Running).await;
+        assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+        Ok(())
+    })
+    .await
+}
+
 /// Clients that send part of a request and then nothing (the slow-loris way) are closed within
 /// the header or body time-out, and the app answers everyone else all along.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -830,3 +830,37 @@ async fn config_edge_cases_are_the_repositorys_to_fix() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// `paths` in `.github/preview.yml`: a pull request that changes nothing under them gets a
+/// neutral "No preview needed", and the push that touches them deploys — and so does the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_outside_paths_needs_no_preview_until_it_touches_them() -> anyhow::Result<()>
+{
+    scenario::run(Options::new(Engine::Sqlite), async |s| {
+        let pr = s
+            .open_pr_with_config(
+                "feature/docs",
+                "image: ghcr.io/acme/web:{sha}\npaths: [ \"web/**\" ]\n",
+            )
+            .await;
+        let run = s.completed_check_run(&pr.head_sha).await;
+        assert_eq!(run.conclusion.as_deref(), Some("neutral"), "{run:?}");
+        let text = format!("{:?} {:?}", run.title, run.summary);
+        assert!(text.contains("No preview needed"), "{text}");
+        assert!(text.contains("web/**"), "names the paths: {text}");
+        assert!(
+            s.kube.list("deployments", None).is_empty(),
+            "nothing was deployed"
+        );
+
+        s.gh.put_file(REPO, "feature/docs", "web/index.html", "<h1>hi</h1>\n");
+        let touched = s.sha();
+        s.gh.push(REPO, pr.number, &touched).await;
+        running_at(s, pr.number, &touched).await;
+        let again = s.sha();
+        s.gh.push(REPO, pr.number, &again).await;
+        running_at(s, pr.number, &again).await;
+        Ok(())
+    })
+    .await
+}

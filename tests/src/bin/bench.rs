@@ -76,6 +76,17 @@ fn proc_stats(pid: u32) -> (Duration, u64, u64) {
     (cpu, kib("VmRSS:"), kib("VmHWM:"))
 }
 
+/// The anonymous part of `pid`'s RSS in KiB: memory the process holds, without the pages of its
+/// binary and libraries that it has run (those the kernel may drop and read again).
+fn anon_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -334,6 +345,7 @@ async fn hostile(engine: Engine) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = app.child.id();
     let (_, before, _) = proc_stats(pid);
+    let anon_before = anon_rss(pid);
 
     let hook = format!("{url}/webhooks/github");
     let shaped = format!("sha256={}", "0".repeat(64));
@@ -360,11 +372,14 @@ async fn hostile(engine: Engine) -> anyhow::Result<()> {
     let (_, _, peak) = proc_stats(pid);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, after, _) = proc_stats(pid);
+    let anon_after = anon_rss(pid);
     println!(
-        "16 concurrent unsigned 24 MB uploads:  RSS {:.1} MB before, peak {:.1} MB, {:.1} MB after (answers {answers:?}; 0 = cut off)",
+        "16 concurrent unsigned 24 MB uploads:  RSS {:.1} MB before, peak {:.1} MB, {:.1} MB after; of it anonymous {:.1} MB before, {:.1} MB after (answers {answers:?}; 0 = cut off)",
         before as f64 / 1024.0,
         peak as f64 / 1024.0,
-        after as f64 / 1024.0
+        after as f64 / 1024.0,
+        anon_before as f64 / 1024.0,
+        anon_after as f64 / 1024.0
     );
 
     let addr = url.trim_start_matches("http://").to_owned();

@@ -327,6 +327,14 @@ impl GitHubSim {
         self.shared().lock().delivery(id).map(|d| d.body.clone())
     }
 
+    /// What the receiver answered to delivery `id` (its response body).
+    pub fn delivery_response(&self, id: i64) -> Option<String> {
+        self.shared()
+            .lock()
+            .delivery(id)
+            .map(|d| d.response_body.clone())
+    }
+
     /// The App the manifest flow registered, once its code was exchanged.
     pub fn registered_app(&self) -> Option<RegisteredApp> {
         self.shared().lock().registered.clone()

@@ -78,6 +78,8 @@ async fn run(
     let stores = store::Stores::open(config).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "previewd listening");
+    // What start-up freed (migrations, configuration, connection set-up) goes back now.
+    previewd::memory::release_freed();
     let github = match source {
         GithubSource::Ready(github) => github,
         GithubSource::Unregistered(registration) => {

@@ -41,12 +41,43 @@ pub const UNVERIFIED_BUDGET: usize = 32 * 1024 * 1024;
 /// The budget of bytes for bodies being read and not yet verified, shared by every request of
 /// the process (in KiB permits).
 #[derive(Clone, Debug)]
-pub struct UnverifiedBodies(Arc<Semaphore>);
+pub struct UnverifiedBodies {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
 
 impl UnverifiedBodies {
     /// A budget of `bytes`.
     pub fn new(bytes: usize) -> Self {
-        Self(Arc::new(Semaphore::new(bytes.div_ceil(1024))))
+        let total = bytes.div_ceil(1024);
+        Self {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+}
+
+/// A body's share of the budget. Given back when dropped; when it was a big share and the
+/// budget is idle again, the memory the bodies took is handed back to the system
+/// ([`crate::memory`]): a flood of large unsigned uploads leaves the process where it started.
+struct Held<'a> {
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+    budget: &'a UnverifiedBodies,
+}
+
+/// A body this big or bigger (in KiB) is worth a [`crate::memory::release_freed_soon`].
+const BIG_BODY_KIB: u32 = 1024;
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let big = self
+            .permit
+            .as_ref()
+            .is_some_and(|p| p.num_permits() >= BIG_BODY_KIB as usize);
+        drop(self.permit.take());
+        if big && self.budget.permits.available_permits() == self.budget.total {
+            crate::memory::release_freed_soon();
+        }
     }
 }
 
@@ -241,8 +272,12 @@ where
         // Held until the signature is checked: the bytes an unknown sender makes us keep.
         let kib = u32::try_from(length.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
         let budget = UnverifiedBodies::from_ref(state);
-        let Ok(permit) = budget.0.try_acquire_many(kib) else {
+        let Ok(permit) = budget.permits.try_acquire_many(kib) else {
             return Err(Refusal::Busy);
+        };
+        let permit = Held {
+            permit: Some(permit),
+            budget: &budget,
         };
         let parts = read_body(request, length).await?;
         let signed = verify_signature_parts(&secret.0, parts.iter().map(|p| &p[..]), signature);
@@ -395,7 +430,7 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(budget.budget.0.available_permits(), 4);
+        assert_eq!(budget.budget.permits.available_permits(), 4);
     }
 
     #[tokio::test(start_paused = true)]
