@@ -352,17 +352,22 @@ async fn redis_down_means_503_and_a_redelivery_recovers() -> anyhow::Result<()> 
             Some(503),
             "GitHub sees a failed delivery"
         );
-        let (_, pull_requests, attempts) = rows(s).await?;
-        assert_eq!((pull_requests, attempts), (0, 0), "nothing half-written");
-
         redis.restart().await?;
-        let again = s.gh.redeliver(delivery.id).await;
-        assert_eq!(again.status_code, Some(202), "the redelivery is processed");
-        s.wait_status(pr.number, PreviewStatus::Running).await;
-        assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
-        Ok(())
+        recovers_on_redelivery(s, delivery.id, pr.number).await
     })
     .await
+}
+
+/// After an outage that failed delivery `delivery_id`: nothing was half-written, and GitHub's
+/// redelivery deploys pull request `number` once.
+async fn recovers_on_redelivery(s: &Scenario, delivery_id: i64, number: u64) -> anyhow::Result<()> {
+    let (_, pull_requests, attempts) = rows(s).await?;
+    assert_eq!((pull_requests, attempts), (0, 0), "nothing half-written");
+    let again = s.gh.redeliver(delivery_id).await;
+    assert_eq!(again.status_code, Some(202), "the redelivery is processed");
+    s.wait_status(number, PreviewStatus::Running).await;
+    assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
+    Ok(())
 }
 
 /// PostgreSQL refusing connections (every session cut, no new ones allowed) while a delivery
@@ -425,14 +430,7 @@ async fn database_down_means_503_and_a_redelivery_recovers() -> anyhow::Result<(
             answered.contains("redeliver later") && !answered.contains("postgres://"),
             "{answered}"
         );
-        let (_, pull_requests, attempts) = rows(s).await?;
-        assert_eq!((pull_requests, attempts), (0, 0), "nothing half-written");
-
-        let again = s.gh.redeliver(delivery.id).await;
-        assert_eq!(again.status_code, Some(202), "the redelivery is processed");
-        s.wait_status(pr.number, PreviewStatus::Running).await;
-        assert_eq!(deploy_attempt::Entity::find().count(&s.db).await?, 1);
-        Ok(())
+        recovers_on_redelivery(s, delivery.id, pr.number).await
     })
     .await
 }

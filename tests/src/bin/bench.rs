@@ -203,17 +203,23 @@ async fn database(engine: Engine) -> anyhow::Result<TestDatabase> {
     TestDatabase::create(engine).await
 }
 
-/// Phase 1: the app alone — start-up, idle memory, intake throughput and latency.
-async fn intake(engine: Engine) -> anyhow::Result<()> {
-    let world = world().await?;
-    let db = database(engine).await?;
-    let prefix = previewd_tests::redis_prefix();
+fn redis_prefix() -> String {
+    previewd_tests::redis_prefix()
+}
+
+/// The app alone on `db` and `prefix` against `world`; returns it and its base URL.
+fn start_app(world: &World, db: &TestDatabase, prefix: &str) -> (Running, String) {
     let port = free_port();
     let mut cmd = Command::new(bin("previewd"));
-    configure(&mut cmd, &world, &db.url, &prefix, port);
+    configure(&mut cmd, world, &db.url, prefix, port);
+    (Running::start(cmd), format!("http://127.0.0.1:{port}"))
+}
+
+/// Phase 1: the app alone — start-up, idle memory, intake throughput and latency.
+async fn intake(engine: Engine) -> anyhow::Result<()> {
+    let (world, db, prefix) = (world().await?, database(engine).await?, redis_prefix());
     let started = Instant::now();
-    let app = Running::start(cmd);
-    let url = format!("http://127.0.0.1:{port}");
+    let (app, url) = start_app(&world, &db, &prefix);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
@@ -325,14 +331,8 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
 /// before, at the peak and once they are over — and how soon 2,000 half-sent requests are closed.
 async fn hostile(engine: Engine) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let world = world().await?;
-    let db = database(engine).await?;
-    let prefix = previewd_tests::redis_prefix();
-    let port = free_port();
-    let mut cmd = Command::new(bin("previewd"));
-    configure(&mut cmd, &world, &db.url, &prefix, port);
-    let app = Running::start(cmd);
-    let url = format!("http://127.0.0.1:{port}");
+    let (world, db, prefix) = (world().await?, database(engine).await?, redis_prefix());
+    let (app, url) = start_app(&world, &db, &prefix);
     let client = reqwest::Client::new();
     wait::until("the app's first answer", Duration::from_secs(30), || {
         let (client, url) = (client.clone(), url.clone());
