@@ -171,6 +171,17 @@ impl Drop for Running {
     }
 }
 
+/// A field of `/proc/<pid>/status` given in KiB (`"VmRSS"`, `"VmHWM"`, `"RssAnon"`); 0 when the
+/// process or the field is not there.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A minimal HTTP/1.1 GET: returns (status code, body).
 pub async fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use previewd_tests::{
     github::signature,
-    process::{Running, configured, get, sqlite_path},
+    process::{Running, configured, get, sqlite_path, status_kib},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -60,19 +60,6 @@ fn webhook_head(event: &str, guid: &str, signature: &str, length: usize) -> Stri
         "POST /webhooks/github HTTP/1.1\r\nX-GitHub-Event: {event}\r\nX-GitHub-Delivery: {guid}\r\n\
          X-Hub-Signature-256: {signature}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
     )
-}
-
-/// (current, peak) resident set of `pid`, in KiB.
-fn rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 struct App {
@@ -156,7 +143,8 @@ async fn unsigned_uploads_cost_little_and_name_no_metric() {
         answers.contains(&503),
         "16 × 24 MB exceed the 32 MB budget for unverified bodies: {answers:?}"
     );
-    let (now, peak) = rss(app.process.child.id());
+    let pid = app.process.child.id();
+    let (now, peak) = (status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM"));
     println!(
         "unsigned uploads: {answers:?}; RSS {} MB now, peak {} MB",
         now / 1024,

@@ -26,7 +26,7 @@ use previewd_tests::{
     db::{Engine, TestDatabase},
     github::{GitHubSim, GitHubSimOptions, NewPr},
     kube::{KubeSim, KubeSimOptions},
-    process::{KEY_PATH, Running},
+    process::{KEY_PATH, Running, status_kib},
     scenario::{MAINTAINER, REPO, fake_sha},
     wait,
 };
@@ -64,27 +64,13 @@ fn proc_stats(pid: u32) -> (Duration, u64, u64) {
     };
     // After the command name: state is field 0, utime 11, stime 12 (clock ticks, 100 Hz).
     let cpu = Duration::from_millis((ticks(11) + ticks(12)) * 10);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (cpu, kib("VmRSS:"), kib("VmHWM:"))
+    (cpu, status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM"))
 }
 
 /// The anonymous part of `pid`'s RSS in KiB: memory the process holds, without the pages of its
 /// binary and libraries that it has run (those the kernel may drop and read again).
 fn anon_rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    status_kib(pid, "RssAnon")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -203,10 +189,6 @@ async fn database(engine: Engine) -> anyhow::Result<TestDatabase> {
     TestDatabase::create(engine).await
 }
 
-fn redis_prefix() -> String {
-    previewd_tests::redis_prefix()
-}
-
 /// The app alone on `db` and `prefix` against `world`; returns it and its base URL.
 fn start_app(world: &World, db: &TestDatabase, prefix: &str) -> (Running, String) {
     let port = free_port();
@@ -217,7 +199,11 @@ fn start_app(world: &World, db: &TestDatabase, prefix: &str) -> (Running, String
 
 /// Phase 1: the app alone — start-up, idle memory, intake throughput and latency.
 async fn intake(engine: Engine) -> anyhow::Result<()> {
-    let (world, db, prefix) = (world().await?, database(engine).await?, redis_prefix());
+    let (world, db, prefix) = (
+        world().await?,
+        database(engine).await?,
+        previewd_tests::redis_prefix(),
+    );
     let started = Instant::now();
     let (app, url) = start_app(&world, &db, &prefix);
     let client = reqwest::Client::builder()
@@ -331,7 +317,11 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
 /// before, at the peak and once they are over — and how soon 2,000 half-sent requests are closed.
 async fn hostile(engine: Engine) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let (world, db, prefix) = (world().await?, database(engine).await?, redis_prefix());
+    let (world, db, prefix) = (
+        world().await?,
+        database(engine).await?,
+        previewd_tests::redis_prefix(),
+    );
     let (app, url) = start_app(&world, &db, &prefix);
     let client = reqwest::Client::new();
     wait::until("the app's first answer", Duration::from_secs(30), || {
