@@ -35,6 +35,7 @@ use crate::{
     },
     previews::{
         intake::{ACTION_DESTROY, ACTION_EXTEND, ACTION_REDEPLOY},
+        lifecycle::QueuedCheckRun,
         records::{self, AttemptContext, GitHubObject, GitHubObjectId, MAYBE_CREATED},
         report::{self, COMMENT_MARKER, CheckText, CommentState, HistoryLine},
     },
@@ -183,28 +184,32 @@ impl Reporter {
         }
     }
 
-    /// Shows "queued" for an attempt whose check run nobody has created yet (the app's side;
-    /// when someone else has claimed or made it, there is nothing to do).
-    pub async fn queued_check_run(&self, attempt_id: i64) -> Result<(), ReportError> {
-        let Some(ctx) = records::attempt_context(&self.db, attempt_id).await? else {
-            return Ok(());
-        };
+    /// Creates the "queued" check run of a deploy a delivery just committed, from what the
+    /// delivery carried: one call to GitHub and one write, no reads. The attempt's claim was
+    /// taken with the attempt ([`QueuedCheckRun`]); a worker that got there first waits for it.
+    pub async fn queued_check_run(
+        &self,
+        installation: i64,
+        repo: &RepoName,
+        queued: &QueuedCheckRun,
+    ) -> Result<(), ReportError> {
         let object = GitHubObject::CheckRun {
-            attempt_id,
-            preview_id: ctx.preview.id,
+            attempt_id: queued.attempt_id,
         };
-        if records::github_object(&self.db, object).await? != GitHubObjectId::Absent {
-            return Ok(()); // a worker got there first
-        }
-        let Some(claim) = records::claim_github_object(&self.db, object, None, CLAIM_LEASE).await?
-        else {
-            return Ok(());
+        let text = report::queued(&queued.sha);
+        let report = CheckRunReport {
+            head_sha: queued.sha.clone(),
+            status: CheckStatus::Queued,
+            external_id: queued.attempt_id.to_string(),
+            details_url: Some(self.details_url(queued.preview_id)),
+            title: text.title,
+            summary: text.summary,
+            text: text.text,
+            actions: actions_for(CheckStatus::Queued),
         };
-        let report = self.check_report(&ctx, CheckStatus::Queued, report::queued(&ctx.attempt.sha));
-        let repo = repo_name(&ctx)?;
         match self
             .github
-            .create_check_run(ctx.repository.installation_id, &repo, &report)
+            .create_check_run(installation, repo, &report)
             .await
         {
             Ok(id) => Ok(records::store_github_object(&self.db, object, id).await?),
@@ -212,7 +217,7 @@ impl Reporter {
                 // Hand it to the worker: at once when GitHub surely made nothing, else marked for
                 // a look-up first.
                 let to = e.maybe_applied.then_some(MAYBE_CREATED);
-                records::settle_github_claim(&self.db, object, claim, to).await?;
+                records::settle_github_claim(&self.db, object, queued.claim, to).await?;
                 Err(e.into())
             }
         }
@@ -230,7 +235,6 @@ impl Reporter {
         let report = self.check_report(ctx, status, text);
         let object = GitHubObject::CheckRun {
             attempt_id: ctx.attempt.id,
-            preview_id: ctx.preview.id,
         };
         let ensured = self
             .ensure_created(
@@ -377,7 +381,9 @@ impl Reporter {
         ))
     }
 
-    /// Creates the GitHub deployment of the attempt's commit and marks it in progress.
+    /// Creates the GitHub deployment of the attempt's commit. It has no status until the
+    /// outcome's (GitHub shows it pending meanwhile): an "in progress" status would be one more
+    /// call per deploy that tells nothing the check run does not.
     pub async fn start_deployment(&self, ctx: &AttemptContext) -> Result<i64, ReportError> {
         let repo = repo_name(ctx)?;
         let installation = ctx.repository.installation_id;
@@ -409,16 +415,6 @@ impl Reporter {
             }
         };
         records::set_deployment(&self.db, ctx.attempt.id, ctx.preview.id, id).await?;
-        let details = self.details_url(ctx.preview.id);
-        let status = DeploymentStatus {
-            state: DeploymentState::InProgress,
-            environment_url: None,
-            log_url: Some(&details),
-            description: "Deploying",
-        };
-        self.github
-            .create_deployment_status(installation, &repo, id, &status)
-            .await?;
         Ok(id)
     }
 
@@ -558,12 +554,22 @@ fn actions_for(status: CheckStatus) -> Vec<CheckAction> {
     }
 }
 
-/// Creates the queued check run in the background after a delivery is accepted (best effort:
-/// the worker creates it if this fails).
-pub fn spawn_queued_check_run(reporter: Reporter, attempt_id: i64) {
+/// Creates the queued check runs of a committed delivery in the background (best effort: the
+/// worker creates one if this fails).
+pub fn spawn_queued_check_runs(
+    reporter: Reporter,
+    installation: i64,
+    repo: RepoName,
+    queued: Vec<QueuedCheckRun>,
+) {
+    if queued.is_empty() {
+        return;
+    }
     tokio::spawn(async move {
-        if let Err(e) = reporter.queued_check_run(attempt_id).await {
-            tracing::warn!(attempt = attempt_id, error = %e, "could not show the queued check run; the worker will");
+        for q in &queued {
+            if let Err(e) = reporter.queued_check_run(installation, &repo, q).await {
+                tracing::warn!(attempt = q.attempt_id, error = %e, "could not show the queued check run; the worker will");
+            }
         }
     });
 }

@@ -8,7 +8,9 @@ use previewd::{
         webhook::{PullRequest, Repo},
     },
     previews::{
-        lifecycle::{self, Adopted, Ask, Asker, FailureRecord, Outcome, Removal, Wanted},
+        lifecycle::{
+            self, Adopted, Ask, Asker, FailureRecord, Outcome, Removal, ShowQueued, Wanted,
+        },
         records::{self, PreviewChange, PreviewGuard},
     },
 };
@@ -43,9 +45,16 @@ async fn preview_in(
     let row = records::upsert_pull_request(db, 1, &pr, PullRequestState::Open)
         .await
         .expect("pull request");
-    let outcome = lifecycle::request_deploy(db, &row, "acme/web", Ask::Open, "opened")
-        .await
-        .expect("first deploy");
+    let outcome = lifecycle::request_deploy(
+        db,
+        &row,
+        "acme/web",
+        Ask::Open,
+        "opened",
+        ShowQueued::ByWorker,
+    )
+    .await
+    .expect("first deploy");
     assert_eq!(outcome.work.deploys.len(), 1);
     let preview = records::preview_of(db, row.id)
         .await
@@ -259,9 +268,16 @@ async fn every_row_of_the_lifecycle_table() {
     for (from, ask, head, to, new) in rows {
         let n = next();
         let before = preview_in(&db, n, *from, head).await;
-        let outcome = lifecycle::request_deploy(&db, &pr_row(&db, n).await, "acme/web", *ask, "t")
-            .await
-            .expect("request");
+        let outcome = lifecycle::request_deploy(
+            &db,
+            &pr_row(&db, n).await,
+            "acme/web",
+            *ask,
+            "t",
+            ShowQueued::ByWorker,
+        )
+        .await
+        .expect("request");
         let after = reload(&db, before.id).await;
         let case = format!("{from:?} + {ask:?} at {}", &head[..1]);
         assert_eq!(after.status, *to, "{case}");
@@ -300,15 +316,29 @@ async fn every_row_of_the_lifecycle_table() {
     // A force-push back to an earlier commit is the head again: deployed.
     let n = next();
     let p = preview_in(&db, n, PreviewStatus::Running, SHA_B).await;
-    lifecycle::request_deploy(&db, &pr_row(&db, n).await, "acme/web", Ask::Push, "t")
-        .await
-        .expect("to B");
+    lifecycle::request_deploy(
+        &db,
+        &pr_row(&db, n).await,
+        "acme/web",
+        Ask::Push,
+        "t",
+        ShowQueued::ByWorker,
+    )
+    .await
+    .expect("to B");
     records::upsert_pull_request(&db, 1, &pull_request(n, SHA_A), PullRequestState::Open)
         .await
         .expect("back to A");
-    let back = lifecycle::request_deploy(&db, &pr_row(&db, n).await, "acme/web", Ask::Push, "t")
-        .await
-        .expect("back");
+    let back = lifecycle::request_deploy(
+        &db,
+        &pr_row(&db, n).await,
+        "acme/web",
+        Ask::Push,
+        "t",
+        ShowQueued::ByWorker,
+    )
+    .await
+    .expect("back");
     assert!(
         deployed(&back).is_some(),
         "force-push back deploys: {back:?}"
@@ -323,13 +353,27 @@ async fn every_row_of_the_lifecycle_table() {
     ] {
         let n = next();
         let p = preview_in(&db, n, from, SHA_A).await;
-        let stale = lifecycle::request_rerun(&db, &p, SHA_B, "rerun", Asker::Trusted)
-            .await
-            .expect("stale rerun");
+        let stale = lifecycle::request_rerun(
+            &db,
+            &p,
+            SHA_B,
+            "rerun",
+            Asker::Trusted,
+            ShowQueued::ByWorker,
+        )
+        .await
+        .expect("stale rerun");
         assert!(deployed(&stale).is_none(), "not the head: {stale:?}");
-        let outcome = lifecycle::request_rerun(&db, &p, SHA_A, "rerun", Asker::Trusted)
-            .await
-            .expect("rerun");
+        let outcome = lifecycle::request_rerun(
+            &db,
+            &p,
+            SHA_A,
+            "rerun",
+            Asker::Trusted,
+            ShowQueued::ByWorker,
+        )
+        .await
+        .expect("rerun");
         let after = reload(&db, p.id).await;
         assert_eq!(after.status, PreviewStatus::Pending, "{from:?}");
         assert_eq!(after.current_attempt_id, deployed(&outcome), "{from:?}");
@@ -338,9 +382,16 @@ async fn every_row_of_the_lifecycle_table() {
     // An unverified Redeploy changes nothing until the worker adopts it; refused, nothing.
     let n = next();
     let p = preview_in(&db, n, PreviewStatus::Running, SHA_A).await;
-    let asked = lifecycle::request_rerun(&db, &p, SHA_A, "redeploy", Asker::Unverified("otto"))
-        .await
-        .expect("asked");
+    let asked = lifecycle::request_rerun(
+        &db,
+        &p,
+        SHA_A,
+        "redeploy",
+        Asker::Unverified("otto"),
+        ShowQueued::ByWorker,
+    )
+    .await
+    .expect("asked");
     let id = deployed(&asked).expect("an attempt for the job");
     assert_eq!(asked.work.deploys[0].requested_by.as_deref(), Some("otto"));
     assert_eq!(
@@ -350,9 +401,16 @@ async fn every_row_of_the_lifecycle_table() {
     lifecycle::refuse(&db, id).await.expect("refuse");
     assert_eq!(attempt(&db, id).await.status, AttemptStatus::Cancelled);
     assert_eq!(reload(&db, p.id).await.status, PreviewStatus::Running);
-    let asked = lifecycle::request_rerun(&db, &p, SHA_A, "redeploy", Asker::Unverified("maya"))
-        .await
-        .expect("asked");
+    let asked = lifecycle::request_rerun(
+        &db,
+        &p,
+        SHA_A,
+        "redeploy",
+        Asker::Unverified("maya"),
+        ShowQueued::ByWorker,
+    )
+    .await
+    .expect("asked");
     let id = deployed(&asked).expect("attempt");
     assert_eq!(
         lifecycle::adopt(&db, id, false).await.expect("adopt"),
@@ -366,6 +424,7 @@ async fn every_row_of_the_lifecycle_table() {
         SHA_A,
         "redeploy",
         Asker::Unverified("maya"),
+        ShowQueued::ByWorker,
     )
     .await
     .expect("asked");
@@ -373,9 +432,16 @@ async fn every_row_of_the_lifecycle_table() {
     records::upsert_pull_request(&db, 1, &pull_request(n, SHA_B), PullRequestState::Open)
         .await
         .expect("push");
-    lifecycle::request_deploy(&db, &pr_row(&db, n).await, "acme/web", Ask::Push, "t")
-        .await
-        .expect("push");
+    lifecycle::request_deploy(
+        &db,
+        &pr_row(&db, n).await,
+        "acme/web",
+        Ask::Push,
+        "t",
+        ShowQueued::ByWorker,
+    )
+    .await
+    .expect("push");
     assert!(matches!(
         lifecycle::adopt(&db, late, false).await.expect("adopt"),
         Adopted::Stale(_)
@@ -464,6 +530,7 @@ async fn every_row_of_the_lifecycle_table() {
         "acme/web",
         Ask::Reopen,
         "reopened",
+        ShowQueued::ByWorker,
     )
     .await
     .expect("reopen");
@@ -504,9 +571,16 @@ async fn every_row_of_the_lifecycle_table() {
     records::upsert_pull_request(&db, 1, &pull_request(n, SHA_B), PullRequestState::Open)
         .await
         .expect("push");
-    lifecycle::request_deploy(&db, &pr_row(&db, n).await, "acme/web", Ask::Push, "t")
-        .await
-        .expect("push");
+    lifecycle::request_deploy(
+        &db,
+        &pr_row(&db, n).await,
+        "acme/web",
+        Ask::Push,
+        "t",
+        ShowQueued::ByWorker,
+    )
+    .await
+    .expect("push");
     let shown = lifecycle::succeed(&db, &old, "https://x", chrono::Utc::now())
         .await
         .expect("late success");

@@ -45,8 +45,6 @@ pub struct Model {
     pub head_sha: String,
     /// Head commit approved for an untrusted pull request; approval is per commit.
     pub approved_sha: Option<String>,
-    /// Check run "Preview" on the head commit.
-    pub check_run_id: Option<i64>,
     /// GitHub deployment for the head commit.
     pub github_deployment_id: Option<i64>,
     /// The one sticky comment on the pull request.

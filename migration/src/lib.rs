@@ -13,6 +13,7 @@ mod m20261125_000003_create_webhook_deliveries;
 mod m20261125_000004_create_auth_tables;
 mod m20261126_000005_add_preview_expiry_warning;
 mod m20261201_000006_preview_lifecycle;
+mod m20261202_000007_drop_preview_check_run;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_create_auth_tables::Migration),
             Box::new(m20261126_000005_add_preview_expiry_warning::Migration),
             Box::new(m20261201_000006_preview_lifecycle::Migration),
+            Box::new(m20261202_000007_drop_preview_check_run::Migration),
         ]
     }
 }

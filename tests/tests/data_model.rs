@@ -72,7 +72,6 @@ fn a_preview(id: i64, pull_request_id: i64, namespace: &str) -> preview::Model {
         url: Some(format!("https://{namespace}.preview.example.com")),
         head_sha: "a".repeat(40),
         approved_sha: Some("a".repeat(40)),
-        check_run_id: Some(1_234_567_890_123),
         github_deployment_id: Some(42),
         comment_id: Some(3_000_000_000_000),
         expires_at: Some(at(86_400)),

@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{
     APPROVE_LABEL, COMMAND_PREFIX,
-    lifecycle::{self, Ask, Asker, Outcome, Removal, Work},
+    lifecycle::{self, Ask, Asker, Outcome, Removal, ShowQueued, Work},
     records,
 };
 use crate::{
@@ -66,6 +66,17 @@ impl From<Outcome> for Decision {
 pub enum Origin {
     Webhook,
     Reconciler,
+}
+
+impl Origin {
+    /// A delivery's deploys are shown as queued by the app once it commits; the reconciler's by
+    /// the worker.
+    fn show_queued(self) -> ShowQueued {
+        match self {
+            Self::Webhook => ShowQueued::ByCaller,
+            Self::Reconciler => ShowQueued::ByWorker,
+        }
+    }
 }
 
 /// A comment command.
@@ -231,13 +242,16 @@ pub async fn decide(
                 ));
             };
             match action {
-                CheckRunAction::Rerequested => {
-                    Ok(
-                        lifecycle::request_rerun(db, &preview, head_sha, "rerun", Asker::Trusted)
-                            .await?
-                            .into(),
-                    )
-                }
+                CheckRunAction::Rerequested => Ok(lifecycle::request_rerun(
+                    db,
+                    &preview,
+                    head_sha,
+                    "rerun",
+                    Asker::Trusted,
+                    origin.show_queued(),
+                )
+                .await?
+                .into()),
                 CheckRunAction::RequestedAction(id) if id == ACTION_REDEPLOY => {
                     Ok(lifecycle::request_rerun(
                         db,
@@ -245,6 +259,7 @@ pub async fn decide(
                         head_sha,
                         "redeploy",
                         Asker::Unverified(sender),
+                        origin.show_queued(),
                     )
                     .await?
                     .into())
@@ -278,11 +293,16 @@ pub async fn decide(
             let Some(preview) = preview_by_numbers(db, repo, pull_requests).await? else {
                 return Ok(Decision::ignored("check suite of no known preview"));
             };
-            Ok(
-                lifecycle::request_rerun(db, &preview, head_sha, "rerun", Asker::Trusted)
-                    .await?
-                    .into(),
+            Ok(lifecycle::request_rerun(
+                db,
+                &preview,
+                head_sha,
+                "rerun",
+                Asker::Trusted,
+                origin.show_queued(),
             )
+            .await?
+            .into())
         }
     }
 }
@@ -360,11 +380,16 @@ async fn pull_request_event(
         Origin::Webhook => trigger,
         Origin::Reconciler => "reconcile",
     };
-    Ok(
-        lifecycle::request_deploy(db, &pr_row, repo.name.as_str(), ask, trigger)
-            .await?
-            .into(),
+    Ok(lifecycle::request_deploy(
+        db,
+        &pr_row,
+        repo.name.as_str(),
+        ask,
+        trigger,
+        origin.show_queued(),
     )
+    .await?
+    .into())
 }
 
 async fn comment_command(
@@ -392,17 +417,16 @@ async fn comment_command(
             .into()),
         (Command::Redeploy, Some(preview)) => {
             let head = pr_row.head_sha.clone();
-            Ok(
-                lifecycle::request_rerun(
-                    db,
-                    &preview,
-                    &head,
-                    "redeploy",
-                    Asker::Unverified(sender),
-                )
-                .await?
-                .into(),
+            Ok(lifecycle::request_rerun(
+                db,
+                &preview,
+                &head,
+                "redeploy",
+                Asker::Unverified(sender),
+                ShowQueued::ByCaller,
             )
+            .await?
+            .into())
         }
         (Command::Destroy, Some(preview)) => {
             Ok(lifecycle::request_destroy(&preview, sender).into())

@@ -67,25 +67,68 @@ pub enum Ask {
     BaseChange,
 }
 
-/// Jobs to enqueue for the work a transition started.
+/// Jobs to enqueue for the work a transition started, and the "queued" check runs the caller
+/// shows once the transaction commits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Work {
     pub deploys: Vec<DeployJob>,
     pub cleanups: Vec<CleanupJob>,
     pub extends: Vec<ExtendJob>,
+    pub queued: Vec<QueuedCheckRun>,
 }
 
 impl Work {
+    /// True when there is no job to enqueue.
     pub fn is_empty(&self) -> bool {
         self.deploys.is_empty() && self.cleanups.is_empty() && self.extends.is_empty()
     }
 
-    /// Adds `other`'s jobs.
+    /// Adds `other`'s jobs and check runs.
     pub fn extend(&mut self, other: Self) {
         self.deploys.extend(other.deploys);
         self.cleanups.extend(other.cleanups);
         self.extends.extend(other.extends);
+        self.queued.extend(other.queued);
     }
+}
+
+/// A deploy's "queued" check run, for the caller to create once its transaction commits
+/// ([`crate::reporter::Reporter::queued_check_run`]) from what it already holds, reading
+/// nothing. The attempt's `check_run_id` holds `claim` (a lease of
+/// [`crate::reporter::CLAIM_LEASE`]), written by the statement that recorded the attempt, so a
+/// worker that starts the deploy first waits for this check run instead of making a second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedCheckRun {
+    pub attempt_id: i64,
+    pub preview_id: i64,
+    pub sha: String,
+    pub claim: i64,
+}
+
+/// Whether the caller shows a deploy as queued on GitHub itself (the app, after a delivery), or
+/// leaves the check run to the worker (the reconciler, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowQueued {
+    ByCaller,
+    ByWorker,
+}
+
+impl ShowQueued {
+    fn claim(self) -> Option<i64> {
+        (self == Self::ByCaller).then(|| records::lease_claim(crate::reporter::CLAIM_LEASE))
+    }
+}
+
+fn queued(attempt: &deploy_attempt::Model, claim: Option<i64>) -> Vec<QueuedCheckRun> {
+    claim
+        .map(|claim| QueuedCheckRun {
+            attempt_id: attempt.id,
+            preview_id: attempt.preview_id,
+            sha: attempt.sha.clone(),
+            claim,
+        })
+        .into_iter()
+        .collect()
 }
 
 /// What a request did: whether it acted, why (one line), and the jobs it started.
@@ -229,6 +272,7 @@ pub async fn request_deploy(
     repo_full_name: &str,
     ask: Ask,
     trigger: &str,
+    show: ShowQueued,
 ) -> Result<Outcome, DbErr> {
     if pr.state != PullRequestState::Open {
         return Ok(Outcome::recorded("the pull request is not open"));
@@ -271,7 +315,8 @@ pub async fn request_deploy(
             short(&pr.head_sha)
         )));
     }
-    let attempt = records::new_attempt(db, preview.id, &pr.head_sha, trigger).await?;
+    let claim = show.claim();
+    let attempt = records::new_attempt(db, preview.id, &pr.head_sha, trigger, claim).await?;
     if !make_current(db, &preview, &attempt, removed).await? {
         return Err(DbErr::Custom(format!(
             "preview {} changed while a deploy was being recorded",
@@ -279,7 +324,7 @@ pub async fn request_deploy(
         )));
     }
     let verb = if removed { "revived; deploy" } else { "deploy" };
-    Ok(Outcome::deploy(
+    let mut outcome = Outcome::deploy(
         format!(
             "{} {verb} of {} enqueued",
             preview.namespace,
@@ -290,7 +335,9 @@ pub async fn request_deploy(
             approved_by: None,
             requested_by: None,
         },
-    ))
+    );
+    outcome.work.queued = queued(&attempt, claim);
+    Ok(outcome)
 }
 
 /// Who asks to deploy a commit again, and how much is known of their permission.
@@ -310,6 +357,7 @@ pub async fn request_rerun(
     sha: &str,
     trigger: &str,
     asker: Asker<'_>,
+    show: ShowQueued,
 ) -> Result<Outcome, DbErr> {
     let Some((preview, pr, _)) = records::preview_context(db, preview.id).await? else {
         return Ok(Outcome::nothing("the preview no longer exists"));
@@ -323,7 +371,12 @@ pub async fn request_rerun(
             short(sha)
         )));
     }
-    let attempt = records::new_attempt(db, preview.id, sha, trigger).await?;
+    // Only a trusted request is queued at once; an unverified one waits for the worker's check.
+    let claim = match asker {
+        Asker::Trusted => show.claim(),
+        Asker::Unverified(_) => None,
+    };
+    let attempt = records::new_attempt(db, preview.id, sha, trigger, claim).await?;
     let requested_by = match asker {
         Asker::Trusted => {
             let removed = REMOVED.contains(&preview.status);
@@ -337,7 +390,7 @@ pub async fn request_rerun(
         }
         Asker::Unverified(login) => Some(login.to_owned()),
     };
-    Ok(Outcome::deploy(
+    let mut outcome = Outcome::deploy(
         format!(
             "{trigger} of {} at {} enqueued",
             preview.namespace,
@@ -348,7 +401,9 @@ pub async fn request_rerun(
             approved_by: None,
             requested_by,
         },
-    ))
+    );
+    outcome.work.queued = queued(&attempt, claim);
+    Ok(outcome)
 }
 
 /// `approver` approved the head commit of an untrusted pull request: a new attempt that carries
@@ -374,7 +429,7 @@ pub async fn request_approval(
             "approval noted; the preview is not waiting for one",
         ));
     }
-    let attempt = records::new_attempt(db, preview.id, &pr.head_sha, "approval").await?;
+    let attempt = records::new_attempt(db, preview.id, &pr.head_sha, "approval", None).await?;
     Ok(Outcome::deploy(
         format!("approval of {} by {approver} enqueued", short(&pr.head_sha)),
         DeployJob {

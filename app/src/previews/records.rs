@@ -404,7 +404,6 @@ pub async fn insert_preview(
         url: Set(None),
         head_sha: Set(pr.head_sha.clone()),
         approved_sha: Set(None),
-        check_run_id: Set(None),
         github_deployment_id: Set(None),
         comment_id: Set(None),
         expires_at: Set(None),
@@ -479,7 +478,8 @@ pub struct PreviewChange {
     pub expiry_warned_at: Option<Option<DateTime<Utc>>>,
     pub deleted_at: Option<Option<DateTime<Utc>>>,
     pub cleanup_failed: Option<bool>,
-    /// Forget the check run and deployment of an earlier life (a revived preview gets new ones).
+    /// Forget the deployment of an earlier life (a revived preview gets a new one; its check
+    /// runs are its attempts').
     pub forget_github_objects: bool,
 }
 
@@ -542,15 +542,10 @@ pub async fn update_preview(
         update = update.col_expr(preview::Column::CleanupFailed, Expr::value(flag));
     }
     if change.forget_github_objects {
-        update = update
-            .col_expr(
-                preview::Column::CheckRunId,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(
-                preview::Column::GithubDeploymentId,
-                Expr::value(Option::<i64>::None),
-            );
+        update = update.col_expr(
+            preview::Column::GithubDeploymentId,
+            Expr::value(Option::<i64>::None),
+        );
     }
     Ok(update.exec(db).await?.rows_affected == 1)
 }
@@ -576,11 +571,14 @@ pub async fn attempts_in(
 }
 
 /// Records a new queued attempt to deploy `sha` (attempt number one more than the last).
+/// `check_run_claim` (from [`check_run_claim`]) claims its check run in the same statement, for
+/// a caller that creates the "queued" check run once the transaction commits.
 pub async fn new_attempt(
     db: &impl ConnectionTrait,
     preview_id: i64,
     sha: &str,
     trigger: &str,
+    check_run_claim: Option<i64>,
 ) -> Result<deploy_attempt::Model, DbErr> {
     let last = deploy_attempt::Entity::find()
         .filter(deploy_attempt::Column::PreviewId.eq(preview_id))
@@ -594,6 +592,7 @@ pub async fn new_attempt(
         attempt: Set(last.map_or(1, |a| a.attempt + 1)),
         status: Set(AttemptStatus::Queued),
         trigger: Set(trigger.chars().take(32).collect()),
+        check_run_id: Set(check_run_claim),
         created_at: Set(Utc::now()),
         ..Default::default()
     }
@@ -815,53 +814,6 @@ pub async fn preview_context(
     Ok(Some((preview, pr, repo)))
 }
 
-/// Claims the right to create the check run of an attempt. The app (queued) and the worker
-/// (in progress) race for it; exactly one wins, the other updates the winner's check run.
-/// `0` in `check_run_id` marks "being created".
-pub async fn claim_check_run(db: &impl ConnectionTrait, attempt_id: i64) -> Result<bool, DbErr> {
-    let result = deploy_attempt::Entity::update_many()
-        .col_expr(deploy_attempt::Column::CheckRunId, Expr::value(0_i64))
-        .filter(deploy_attempt::Column::Id.eq(attempt_id))
-        .filter(deploy_attempt::Column::CheckRunId.is_null())
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
-}
-
-/// Stores the id of an attempt's check run (after a successful claim), and on its preview.
-pub async fn set_check_run(
-    db: &impl ConnectionTrait,
-    attempt_id: i64,
-    preview_id: i64,
-    check_run_id: i64,
-) -> Result<(), DbErr> {
-    deploy_attempt::Entity::update_many()
-        .col_expr(
-            deploy_attempt::Column::CheckRunId,
-            Expr::value(check_run_id),
-        )
-        .filter(deploy_attempt::Column::Id.eq(attempt_id))
-        .exec(db)
-        .await?;
-    preview::Entity::update_many()
-        .col_expr(preview::Column::CheckRunId, Expr::value(check_run_id))
-        .filter(preview::Column::Id.eq(preview_id))
-        .exec(db)
-        .await
-        .map(drop)
-}
-
-/// Reads an attempt's check run id: `None` unclaimed, `Some(0)` being created.
-pub async fn check_run_of(
-    db: &impl ConnectionTrait,
-    attempt_id: i64,
-) -> Result<Option<i64>, DbErr> {
-    Ok(deploy_attempt::Entity::find_by_id(attempt_id)
-        .one(db)
-        .await?
-        .and_then(|a| a.check_run_id))
-}
-
 // --- GitHub object ids (reporter) ---
 //
 // The check run of an attempt and the sticky comment of a preview are created once, whoever
@@ -882,8 +834,9 @@ pub const MAYBE_CREATED: i64 = -1;
 /// A GitHub object whose id the model keeps, claimed before it is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GitHubObject {
-    /// The check run of an attempt (`deploy_attempts.check_run_id`, mirrored on the preview).
-    CheckRun { attempt_id: i64, preview_id: i64 },
+    /// The check run of an attempt (`deploy_attempts.check_run_id`); the current attempt's is
+    /// the preview's.
+    CheckRun { attempt_id: i64 },
     /// The sticky comment of a preview (`previews.comment_id`).
     Comment { preview_id: i64 },
 }
@@ -920,7 +873,7 @@ pub async fn github_object(
     object: GitHubObject,
 ) -> Result<GitHubObjectId, DbErr> {
     let raw = match object {
-        GitHubObject::CheckRun { attempt_id, .. } => deploy_attempt::Entity::find_by_id(attempt_id)
+        GitHubObject::CheckRun { attempt_id } => deploy_attempt::Entity::find_by_id(attempt_id)
             .one(db)
             .await?
             .and_then(|a| a.check_run_id),
@@ -941,7 +894,7 @@ async fn swap_github_object(
 ) -> Result<bool, DbErr> {
     use sea_orm::sea_query::Expr;
     let result = match object {
-        GitHubObject::CheckRun { attempt_id, .. } => {
+        GitHubObject::CheckRun { attempt_id } => {
             let column = deploy_attempt::Column::CheckRunId;
             deploy_attempt::Entity::update_many()
                 .col_expr(column, Expr::value(new))
@@ -969,6 +922,12 @@ async fn swap_github_object(
     Ok(result.rows_affected == 1)
 }
 
+/// The value of a claim whose lease runs `lease` from now.
+pub fn lease_claim(lease: std::time::Duration) -> i64 {
+    let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+    -std::cmp::max(until.timestamp_millis(), 2)
+}
+
 /// Claims the right to create the object for `lease`, if its column still holds `expected`
 /// (`None` for empty, or the `raw` value of a claim whose lease ran out). Returns the claim's
 /// value on success, for [`settle_github_claim`].
@@ -978,25 +937,25 @@ pub async fn claim_github_object(
     expected: Option<i64>,
     lease: std::time::Duration,
 ) -> Result<Option<i64>, DbErr> {
-    let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
-    let claim = -std::cmp::max(until.timestamp_millis(), 2);
+    let claim = lease_claim(lease);
     Ok(swap_github_object(db, object, expected, Some(claim))
         .await?
         .then_some(claim))
 }
 
-/// Stores the id of a created object (over whatever the column held), and mirrors a check
-/// run's id on its preview.
+/// Stores the id of a created object over whatever the column held (one statement).
 pub async fn store_github_object(
     db: &impl ConnectionTrait,
     object: GitHubObject,
     id: i64,
 ) -> Result<(), DbErr> {
     match object {
-        GitHubObject::CheckRun {
-            attempt_id,
-            preview_id,
-        } => set_check_run(db, attempt_id, preview_id, id).await,
+        GitHubObject::CheckRun { attempt_id } => deploy_attempt::Entity::update_many()
+            .col_expr(deploy_attempt::Column::CheckRunId, Expr::value(id))
+            .filter(deploy_attempt::Column::Id.eq(attempt_id))
+            .exec(db)
+            .await
+            .map(drop),
         GitHubObject::Comment { preview_id } => preview::Entity::update_many()
             .col_expr(preview::Column::CommentId, Expr::value(id))
             .filter(preview::Column::Id.eq(preview_id))

@@ -32,7 +32,10 @@ use tracing::Instrument as _;
 
 use super::AppState;
 use crate::{
-    github::webhook::{self, Delivery, Event, Refusal, UnverifiedBodies, WebhookSecret},
+    github::{
+        RepoName,
+        webhook::{self, Delivery, Event, Refusal, UnverifiedBodies, WebhookSecret},
+    },
     previews::{
         intake::{self, Origin},
         lifecycle,
@@ -158,6 +161,24 @@ enum Processed {
 
 /// Installation and repository of an event, for logs and the delivery record.
 fn event_scope(event: &Event) -> Option<(i64, String)> {
+    if let Some((installation, repo)) = event_repo(event) {
+        return Some((installation, repo.to_string()));
+    }
+    match event {
+        Event::Installation {
+            installation,
+            account,
+            ..
+        } => Some((*installation, account.clone())),
+        Event::InstallationRepositories { installation, .. } => {
+            Some((*installation, String::new()))
+        }
+        _ => None,
+    }
+}
+
+/// Installation and repository of an event about one repository.
+fn event_repo(event: &Event) -> Option<(i64, &RepoName)> {
     match event {
         Event::PullRequest {
             installation, repo, ..
@@ -170,16 +191,11 @@ fn event_scope(event: &Event) -> Option<(i64, String)> {
         }
         | Event::PullRequestComment {
             installation, repo, ..
-        } => Some((*installation, repo.name.to_string())),
-        Event::Installation {
-            installation,
-            account,
-            ..
-        } => Some((*installation, account.clone())),
-        Event::InstallationRepositories { installation, .. } => {
-            Some((*installation, String::new()))
-        }
-        Event::Ping | Event::Ignored { .. } => None,
+        } => Some((*installation, &repo.name)),
+        Event::Installation { .. }
+        | Event::InstallationRepositories { .. }
+        | Event::Ping
+        | Event::Ignored { .. } => None,
     }
 }
 
@@ -268,7 +284,7 @@ async fn process_once(
         }
         DeliveryRecord::New => {}
     }
-    let decision = match intake::decide(&txn, event, Origin::Webhook).await {
+    let mut decision = match intake::decide(&txn, event, Origin::Webhook).await {
         Ok(decision) => decision,
         Err(e) => {
             drop(txn.rollback().await);
@@ -290,15 +306,15 @@ async fn process_once(
     }
     txn.commit().await?;
 
-    // A request whose asker's permission is not yet checked (a Redeploy, an approval) gets its
-    // check run only once the worker allows it.
-    for job in decision
-        .work
-        .deploys
-        .iter()
-        .filter(|j| j.requested_by.is_none() && j.approved_by.is_none())
-    {
-        reporter::spawn_queued_check_run(state.reporter.clone(), job.attempt_id);
+    // The deploys to show as queued (not those whose asker's permission the worker checks
+    // first: a Redeploy, an approval), from what the delivery carried.
+    if let Some((installation, repo)) = event_repo(event) {
+        reporter::spawn_queued_check_runs(
+            state.reporter.clone(),
+            installation,
+            repo.clone(),
+            std::mem::take(&mut decision.work.queued),
+        );
     }
     Ok(Processed::Done(decision))
 }

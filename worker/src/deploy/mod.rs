@@ -301,14 +301,9 @@ async fn phases(
     let try_started = chrono::Utc::now();
     let repo = RepoName::parse(&actx.repository.full_name)
         .ok_or_else(|| Stop::User(Failure::new(FailureKind::Config, "invalid repository name")))?;
-    ctx.reporter
-        .check_run(
-            &actx,
-            CheckStatus::InProgress,
-            report::in_progress(&actx.attempt.sha, "Checking who may deploy this commit"),
-        )
-        .await?;
-
+    // The check run stays "queued" (the app's) through the quick reads of trust and config;
+    // it says "in progress" once something slow runs: a build, or a rollout past
+    // [`PROGRESS_AFTER`].
     let trusted_author = trust::check(ctx, &actx, &repo).await?;
     let actx = current(ctx, job.attempt_id).await?;
     let config = config::load(ctx, &actx, &repo, trusted_author).await?;
@@ -338,16 +333,25 @@ async fn phases(
     lifecycle::enter_phase(&ctx.db, &actx.attempt, PreviewStatus::Deploying).await?;
     let host = format!("{}.{}", meta.namespace, ctx.config.preview_domain);
     let url = format!("https://{host}");
-    workload::apply(ctx, &actx, &repo, &config, &meta, &image, trusted_author).await?;
-    readiness::wait(
+    let rollout = async {
+        workload::apply(ctx, &actx, &repo, &config, &meta, &image, trusted_author).await?;
+        readiness::wait(
+            ctx,
+            job.attempt_id,
+            &config,
+            &meta,
+            try_started,
+            &url,
+            deadline,
+        )
+        .await
+    };
+    Box::pin(with_progress(
         ctx,
-        job.attempt_id,
-        &config,
-        &meta,
-        try_started,
-        &url,
-        deadline,
-    )
+        &actx,
+        "Waiting for the preview to be ready",
+        rollout,
+    ))
     .await?;
 
     // Ready: the database first, then GitHub.
@@ -369,6 +373,42 @@ async fn phases(
         ttl,
     )
     .await
+}
+
+/// How long a rollout runs before the check run says "in progress": a fast one goes from
+/// queued to its outcome in two writes, a slow one shows what it waits for.
+const PROGRESS_AFTER: Duration = Duration::from_secs(5);
+
+/// Runs `work`; once it has taken [`PROGRESS_AFTER`], the check run says "in progress" with
+/// `doing`. A report that has begun is finished before this returns, so it never lands on
+/// GitHub after the outcome's.
+async fn with_progress<T>(
+    ctx: &JobContext,
+    actx: &AttemptContext,
+    doing: &str,
+    work: impl Future<Output = T>,
+) -> T {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let work = async move {
+        let result = work.await;
+        drop(done);
+        result
+    };
+    let progress = async move {
+        tokio::select! {
+            () = tokio::time::sleep(PROGRESS_AFTER) => {}
+            _ = finished => return,
+        }
+        let text = report::in_progress(&actx.attempt.sha, doing);
+        if let Err(e) = ctx
+            .reporter
+            .check_run(actx, CheckStatus::InProgress, text)
+            .await
+        {
+            tracing::warn!(error = %e, "could not show the deploy in progress");
+        }
+    };
+    tokio::join!(work, progress).0
 }
 
 /// Runs `wait` (a long wait on the cluster) while the attempt is still wanted: a newer attempt
