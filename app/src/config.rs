@@ -52,6 +52,19 @@ pub struct Settings {
     #[arg(long, env = "GITHUB_URL", global = true)]
     pub github_url: Option<String>,
 
+    /// The App's OAuth client id (its settings page), for the dashboard's "Sign in with GitHub".
+    /// Default: the one stored in GITHUB_APP_CREDENTIALS when the App was registered from here.
+    #[arg(long, env = "GITHUB_CLIENT_ID", global = true)]
+    pub github_client_id: Option<String>,
+
+    /// The App's OAuth client secret (with GITHUB_CLIENT_ID).
+    #[arg(long, env = "GITHUB_CLIENT_SECRET", global = true, hide_env_values = true, value_parser = secret)]
+    pub github_client_secret: Option<SecretString>,
+
+    /// GitHub logins, comma-separated, who see and act on every preview on the dashboard.
+    #[arg(long, env = "OPERATORS", global = true, default_value = "")]
+    pub operators: String,
+
     /// File holding the App's credentials as the "Register GitHub App" page stored them (mode
     /// 0600). Read when GITHUB_APP_ID, the private key and the webhook secret are all unset.
     #[arg(
@@ -303,6 +316,24 @@ pub struct GithubConfig {
     pub api_url: Url,
     /// GitHub's web address (GITHUB_URL or derived from the API URL).
     pub web_url: Url,
+    /// The App's OAuth client, for signing people in; `None` leaves the dashboard closed.
+    pub oauth: Option<OAuthClient>,
+}
+
+/// The OAuth client of the GitHub App (client id and secret from its settings page).
+#[derive(Clone)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+impl fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .finish()
+    }
 }
 
 impl fmt::Debug for GithubConfig {
@@ -313,6 +344,7 @@ impl fmt::Debug for GithubConfig {
             .field("webhook_secret", &"[REDACTED]")
             .field("api_url", &self.api_url.as_str())
             .field("web_url", &self.web_url.as_str())
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -376,6 +408,10 @@ pub struct ServerConfig {
     pub listen_addr: SocketAddr,
     pub public_url: Url,
     pub preview_domain: String,
+    /// Lowercase GitHub logins who see and act on every preview (OPERATORS).
+    pub operators: Vec<String>,
+    /// How far Extend pushes a preview's expiry (PREVIEW_TTL).
+    pub preview_ttl: Duration,
 }
 
 /// What a worker needs beyond the stores.
@@ -481,10 +517,11 @@ impl Settings {
             || self.github_private_key.is_some()
             || self.github_private_key_path.is_some()
             || self.github_webhook_secret.is_some();
+        let oauth = self.oauth_client()?;
         if any_setting {
             return self
                 .github_config_from_settings(api_url, web_url)
-                .map(GithubSource::Ready);
+                .map(|c| GithubSource::Ready(GithubConfig { oauth, ..c }));
         }
         let path = &self.github_app_credentials;
         let problem = |e: crate::credentials::CredentialsError| {
@@ -504,6 +541,10 @@ impl Settings {
                 webhook_secret: credentials.webhook_secret,
                 api_url,
                 web_url,
+                oauth: oauth.or(Some(OAuthClient {
+                    client_id: credentials.client_id,
+                    client_secret: credentials.client_secret,
+                })),
             }));
         }
         let secret = match self.github_app_credentials_secret.as_deref().map(str::trim) {
@@ -596,7 +637,36 @@ impl Settings {
             webhook_secret,
             api_url,
             web_url,
+            oauth: None,
         })
+    }
+
+    /// GITHUB_CLIENT_ID with GITHUB_CLIENT_SECRET, both or neither.
+    fn oauth_client(&self) -> Result<Option<OAuthClient>, ConfigError> {
+        let id = self
+            .github_client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let secret = self
+            .github_client_secret
+            .as_ref()
+            .filter(|s| !s.expose_secret().is_empty());
+        match (id, secret) {
+            (None, None) => Ok(None),
+            (Some(id), Some(secret)) => Ok(Some(OAuthClient {
+                client_id: id.to_owned(),
+                client_secret: secret.clone(),
+            })),
+            (Some(_), None) => Err(ConfigError::new(
+                "GITHUB_CLIENT_SECRET",
+                "is required with GITHUB_CLIENT_ID (both from the App's settings page)",
+            )),
+            (None, Some(_)) => Err(ConfigError::new(
+                "GITHUB_CLIENT_ID",
+                "is required with GITHUB_CLIENT_SECRET (both from the App's settings page)",
+            )),
+        }
     }
 
     /// Listen address, public URL and preview domain for the app's HTTP server.
@@ -619,10 +689,28 @@ impl Settings {
                 )
             })?,
         };
+        let mut operators = Vec::new();
+        for login in self
+            .operators
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            if !login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || login.len() > 39 {
+                return Err(ConfigError::new(
+                    "OPERATORS",
+                    format!("must be GitHub logins separated by commas, got {login:?}"),
+                ));
+            }
+            operators.push(login.to_ascii_lowercase());
+        }
         Ok(ServerConfig {
             listen_addr,
             public_url,
             preview_domain: self.preview_domain()?,
+            operators,
+            preview_ttl: parse_duration(&self.preview_ttl)
+                .map_err(|p| ConfigError::new("PREVIEW_TTL", p))?,
         })
     }
 

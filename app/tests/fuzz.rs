@@ -234,6 +234,7 @@ async fn whole_github_deliveries_parse_and_survive_mutation() {
         webhook_secret: SecretString::from("webhook-secret-value"),
         api_url: url::Url::parse(&sim.url()).expect("url"),
         web_url: url::Url::parse(&sim.url()).expect("url"),
+        oauth: None,
     })
     .expect("client");
     let repo = RepoName::parse("acme/web").expect("name");

@@ -5,6 +5,7 @@
 //! tests run in parallel without seeing each other. [`wait::until`] is the only way a test
 //! waits: on a condition, with a deadline, never on a bare sleep.
 
+pub mod browser;
 pub mod db;
 pub mod github;
 pub mod healing;
@@ -14,6 +15,7 @@ pub mod process;
 pub mod redis_server;
 pub mod registration;
 pub mod scenario;
+pub mod visitor;
 pub mod wait;
 
 /// Redis URL of the machine's Redis (override with `TEST_REDIS_URL`).

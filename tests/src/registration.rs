@@ -233,6 +233,8 @@ pub async fn register_into_secret(
         listen_addr: listener.local_addr()?,
         public_url: url::Url::parse(&app_url)?,
         preview_domain: "preview.example.test".to_owned(),
+        operators: Vec::new(),
+        preview_ttl: std::time::Duration::from_secs(72 * 3600),
     };
     let never_written = std::env::temp_dir()
         .join("previewd-tests")

@@ -52,6 +52,19 @@ pub struct Options {
 }
 
 impl Options {
+    /// Serves the app on a fixed free loopback port that is also its `PUBLIC_URL`, as the
+    /// dashboard needs (its cookie is `Secure`: HTTPS, or plain HTTP on loopback only).
+    pub fn with_loopback_public_url(mut self) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        self.settings
+            .push(format!("--listen-addr=127.0.0.1:{port}"));
+        self.settings
+            .push(format!("--public-url=http://127.0.0.1:{port}"));
+        Ok(self)
+    }
+
     pub fn new(engine: Engine) -> Self {
         Self {
             engine,
@@ -136,6 +149,12 @@ impl Scenario {
             "--expiry-interval=1s".into(),
             "--redelivery-interval=off".into(),
             format!("--helm-bin={}", helm_bin()),
+            // The dashboard signs people in with the App's OAuth client, as GitHub knows it.
+            format!("--github-client-id={}", gh.oauth_client_id()),
+            format!(
+                "--github-client-secret={}",
+                options.github.oauth_client_secret
+            ),
         ];
         args.extend(options.settings.iter().cloned());
         let settings = Cli::try_parse_from(&args)?.settings;

@@ -261,6 +261,8 @@ fn config_keys_are_exactly_previewds_settings() {
         "GITHUB_APP_ID",
         "GITHUB_PRIVATE_KEY",
         "GITHUB_WEBHOOK_SECRET",
+        "GITHUB_CLIENT_ID",
+        "GITHUB_CLIENT_SECRET",
         // The key comes as text (GITHUB_PRIVATE_KEY); a path would need a mount of its own.
         "GITHUB_PRIVATE_KEY_PATH",
     ]

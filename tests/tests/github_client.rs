@@ -30,6 +30,7 @@ async fn world() -> (GitHubSim, i64, GitHub) {
         webhook_secret: SecretString::from("webhook-secret-value"),
         api_url: url::Url::parse(&sim.url()).expect("url"),
         web_url: url::Url::parse(&sim.url()).expect("url"),
+        oauth: None,
     };
     let github = GitHub::new(&config).expect("client");
     (sim, inst, github)

@@ -61,6 +61,10 @@ const USED: &[&str] = &[
     "GET /repos/{owner}/{repo}/deployments",
     "POST /repos/{owner}/{repo}/deployments/{id}/statuses",
     "GET /repos/{owner}/{repo}/deployments/{id}/statuses",
+    // With a person's own token (the dashboard).
+    "GET /user",
+    "GET /user/installations",
+    "GET /user/installations/{id}/repositories",
 ];
 
 /// Calls every operation previewd uses, some of them in more than one shape of answer.
@@ -237,10 +241,19 @@ async fn the_simulators_answers_fit_githubs_published_schemas() {
         webhook_secret: SecretString::from("webhook-secret-value"),
         api_url: url::Url::parse(&sim.url()).expect("url"),
         web_url: url::Url::parse(&sim.url()).expect("url"),
+        oauth: None,
     })
     .expect("client");
     sim.record_responses(true);
     exercise(&sim, &github, inst).await;
+    let token = SecretString::from(sim.user_token("maya"));
+    let person = github.person(&token).await.expect("who");
+    assert_eq!(person.login, "maya");
+    let reach = github
+        .person_repositories(&token)
+        .await
+        .expect("repositories");
+    assert_eq!(reach.len(), 1, "maya reaches acme/web: {reach:?}");
 
     let mut seen = BTreeSet::new();
     let mut problems = Vec::new();

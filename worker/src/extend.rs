@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
-use chrono::Utc;
 use previewd::{
     jobs::ExtendJob,
-    previews::{lifecycle, records, report::CommentState},
+    previews::{records, service},
 };
 use previewd_entity::PreviewStatus;
 
@@ -36,26 +35,13 @@ async fn extend(ctx: &JobContext, job: &ExtendJob) -> Result<(), BoxDynError> {
     if !writer_or_refuse(ctx, &actx, &job.requested_by, "extend").await? {
         return Ok(());
     }
-    let from = actx
-        .preview
-        .expires_at
-        .unwrap_or_else(Utc::now)
-        .max(Utc::now());
-    let until = from
-        + chrono::Duration::from_std(ctx.config.ttl).unwrap_or_else(|_| chrono::Duration::days(3));
-    let Some(preview) = lifecycle::extend(&ctx.db, job.preview_id, until).await? else {
-        return Ok(());
-    };
-    tracing::info!(preview = preview.id, by = %job.requested_by, until = %until, "preview extended");
-    if let Some(url) = preview.url.clone() {
-        let state = CommentState::Extended {
-            url,
-            by: job.requested_by.clone(),
-            until,
-        };
-        if let Err(e) = ctx.reporter.comment(&actx, &state).await {
-            tracing::warn!(error = %e, "could not update the sticky comment");
-        }
-    }
+    service::extend_preview(
+        &ctx.db,
+        &ctx.reporter,
+        job.preview_id,
+        &job.requested_by,
+        ctx.config.ttl,
+    )
+    .await?;
     Ok(())
 }

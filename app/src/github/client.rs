@@ -175,6 +175,16 @@ impl GitHub {
         &self.inner.api
     }
 
+    /// The transport, for calls made with a person's credential (`super::person`).
+    pub(crate) fn octo(&self) -> &Octocrab {
+        &self.inner.octo
+    }
+
+    /// Counts one HTTP exchange made outside [`Self::send`].
+    pub(crate) fn count_call(&self) {
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// HTTP exchanges made so far (retries included).
     pub fn calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
@@ -687,7 +697,7 @@ fn error_message(bytes: &Bytes, status: StatusCode) -> String {
 }
 
 /// The `rel="next"` target of a `Link` header.
-fn next_from_link(link: &str) -> Option<String> {
+pub(crate) fn next_from_link(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         let is_next = params

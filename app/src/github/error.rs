@@ -33,6 +33,15 @@ impl GitHubError {
         }
     }
 
+    /// The person's GitHub sign-in no longer works (revoked, expired, its refresh refused).
+    pub fn signed_out() -> Self {
+        Self::new(
+            "POST /login/oauth/access_token".to_owned(),
+            Some(401),
+            "the GitHub sign-in ended; sign in again",
+        )
+    }
+
     pub(crate) fn retryable(mut self) -> Self {
         self.retryable = true;
         self

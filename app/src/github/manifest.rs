@@ -69,6 +69,11 @@ pub fn redirect_url(public_url: &Url) -> Url {
     public_path(public_url, "setup/github/callback")
 }
 
+/// Where GitHub sends a person back after they sign in to the dashboard with the App.
+pub fn callback_url(public_url: &Url) -> Url {
+    public_path(public_url, "auth/callback")
+}
+
 /// Where GitHub sends the admin after installing the App.
 pub fn setup_url(public_url: &Url) -> Url {
     public_path(public_url, "setup/installed")
@@ -100,6 +105,10 @@ pub fn manifest_json(app_yml: &str, public_url: &Url, name: &str) -> Result<Stri
     fields.insert(
         "setup_url".to_owned(),
         setup_url(public_url).as_str().into(),
+    );
+    fields.insert(
+        "callback_urls".to_owned(),
+        Value::Array(vec![callback_url(public_url).as_str().into()]),
     );
     let hook = fields
         .entry("hook_attributes")
@@ -285,6 +294,10 @@ mod tests {
             "https://previewd.acme.dev/setup/github/callback"
         );
         assert_eq!(m["setup_url"], "https://previewd.acme.dev/setup/installed");
+        assert_eq!(
+            m["callback_urls"],
+            serde_json::json!(["https://previewd.acme.dev/auth/callback"])
+        );
         assert_eq!(m["public"], false);
         assert_eq!(m["default_permissions"]["checks"], "write");
         assert!(

@@ -9,6 +9,8 @@
 //! - [`api`]: the operations previewd uses (check runs, comments, deployments, contents,
 //!   permissions, installations, scoped tokens, the delivery log), each creation findable again.
 //! - [`wire`]: the typed shapes — octocrab's models where they fit, previewd's own where not.
+//! - [`person`]: signing people in with the App's OAuth client, and the calls made with their
+//!   own token (who they are, which repositories they reach).
 //! - [`webhook`]: the webhook extractor (signature, headers, event parse) and the event types.
 //! - [`urls`]: GitHub.com versus Enterprise Server: API, web and clone URLs.
 //! - [`manifest`]: the App manifest flow (the manifest, GitHub's "new App" page, the code
@@ -21,6 +23,7 @@ pub mod client;
 pub mod error;
 pub mod manifest;
 pub(crate) mod pacing;
+pub mod person;
 pub mod urls;
 pub mod webhook;
 pub(crate) mod wire;

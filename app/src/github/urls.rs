@@ -34,6 +34,16 @@ pub fn web_url(api: &Url) -> Url {
     web
 }
 
+/// A page of GitHub's web side: `path` (no leading slash) under the web URL, which may itself
+/// have a path (Enterprise Server behind a prefix).
+pub fn web_path(web: &Url, path: &str) -> Url {
+    let mut url = web.clone();
+    url.set_query(None);
+    let base = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!("{base}/{path}"));
+    url
+}
+
 /// Whether `link` (a `Link` header target) points at the same API as `api`: only those are
 /// followed with previewd's credentials.
 pub(crate) fn same_api(api: &Url, link: &Url) -> bool {

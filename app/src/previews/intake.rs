@@ -110,6 +110,10 @@ pub async fn decide(
 ) -> Result<Decision, DbErr> {
     match event {
         Event::Ping => Ok(Decision::ignored("ping")),
+        // Not about previews: the web layer ends the person's sessions in this transaction.
+        Event::AuthorizationRevoked { login, .. } => Ok(Decision::recorded(format!(
+            "{login} revoked the App's authorization; their dashboard sessions end"
+        ))),
         Event::Ignored { reason } => Ok(Decision::ignored(reason.clone())),
         Event::PullRequest {
             action,
@@ -242,16 +246,7 @@ pub async fn decide(
                 ));
             };
             match action {
-                CheckRunAction::Rerequested => Ok(lifecycle::request_rerun(
-                    db,
-                    &preview,
-                    head_sha,
-                    "rerun",
-                    Asker::Trusted,
-                    origin.show_queued(),
-                )
-                .await?
-                .into()),
+                CheckRunAction::Rerequested => rerun(db, &preview, head_sha, origin).await,
                 CheckRunAction::RequestedAction(id) if id == ACTION_REDEPLOY => {
                     Ok(lifecycle::request_rerun(
                         db,
@@ -293,16 +288,7 @@ pub async fn decide(
             let Some(preview) = preview_by_numbers(db, repo, pull_requests).await? else {
                 return Ok(Decision::ignored("check suite of no known preview"));
             };
-            Ok(lifecycle::request_rerun(
-                db,
-                &preview,
-                head_sha,
-                "rerun",
-                Asker::Trusted,
-                origin.show_queued(),
-            )
-            .await?
-            .into())
+            rerun(db, &preview, head_sha, origin).await
         }
     }
 }
@@ -386,6 +372,25 @@ async fn pull_request_event(
         repo.name.as_str(),
         ask,
         trigger,
+        origin.show_queued(),
+    )
+    .await?
+    .into())
+}
+
+/// GitHub's Re-run of a check run or suite: only people with write access can press it.
+async fn rerun(
+    db: &impl ConnectionTrait,
+    preview: &previewd_entity::preview::Model,
+    head_sha: &str,
+    origin: Origin,
+) -> Result<Decision, DbErr> {
+    Ok(lifecycle::request_rerun(
+        db,
+        preview,
+        head_sha,
+        "rerun",
+        Asker::Trusted,
         origin.show_queued(),
     )
     .await?

@@ -523,6 +523,8 @@ pub enum Removal {
     RepositoryRemoved,
     /// The reconciler found the pull request no longer open.
     FoundClosed,
+    /// Deleted from the dashboard by this login (whose write permission was checked).
+    Deleted(String),
 }
 
 impl Removal {
@@ -537,6 +539,7 @@ impl Removal {
             Self::Uninstalled => "the GitHub App was uninstalled".into(),
             Self::RepositoryRemoved => "the repository was removed from the GitHub App".into(),
             Self::FoundClosed => "the pull request is closed".into(),
+            Self::Deleted(login) => format!("@{login} deleted it from the dashboard"),
         }
     }
 }

@@ -1075,3 +1075,219 @@ pub async fn deployments_to_retire(
     live.dedup();
     Ok(live)
 }
+
+/// Which previews a listing shows (the dashboard's filters; every field narrows).
+#[derive(Debug, Clone, Default)]
+pub struct PreviewFilter {
+    /// Only previews of these repositories; `None`: every repository (operators).
+    pub repositories: Option<Vec<i64>>,
+    /// Only these statuses; empty: any.
+    pub statuses: Vec<PreviewStatus>,
+    /// One repository by full name (case-insensitive).
+    pub repository: Option<String>,
+    /// Pull requests by this author (case-insensitive).
+    pub author: Option<String>,
+    /// Text in the pull request's title or the preview's namespace (case-insensitive).
+    pub search: Option<String>,
+}
+
+/// A preview with its pull request and repository, as pages show it.
+#[derive(Debug, Clone)]
+pub struct PreviewRow {
+    pub preview: preview::Model,
+    pub pull_request: pull_request::Model,
+    pub repository: repository::Model,
+}
+
+/// `LOWER(column)` of `table`.
+fn lower(table: impl sea_orm::Iden + 'static, column: impl sea_orm::Iden + 'static) -> Expr {
+    Expr::expr(sea_orm::sea_query::Func::lower(Expr::col((table, column))))
+}
+
+/// A `LIKE` pattern that matches `text` anywhere, its own `%`, `_` and `\` taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// One page of previews matching `filter`, newest first, and how many match in all.
+pub async fn list_previews(
+    db: &impl ConnectionTrait,
+    filter: &PreviewFilter,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<PreviewRow>, u64), DbErr> {
+    use sea_orm::{JoinType, PaginatorTrait, RelationTrait};
+    let mut query = preview::Entity::find()
+        .join(JoinType::InnerJoin, preview::Relation::PullRequest.def())
+        .join(
+            JoinType::InnerJoin,
+            pull_request::Relation::Repository.def(),
+        );
+    if let Some(ids) = &filter.repositories {
+        query = query.filter(repository::Column::Id.is_in(ids.iter().copied()));
+    }
+    if !filter.statuses.is_empty() {
+        query = query.filter(preview::Column::Status.is_in(filter.statuses.iter().copied()));
+    }
+    if let Some(name) = &filter.repository {
+        query = query.filter(
+            lower(repository::Entity, repository::Column::FullName).eq(name.to_lowercase()),
+        );
+    }
+    if let Some(author) = &filter.author {
+        query = query.filter(
+            lower(pull_request::Entity, pull_request::Column::AuthorLogin)
+                .eq(author.to_lowercase()),
+        );
+    }
+    if let Some(text) = filter.search.as_deref().filter(|t| !t.is_empty()) {
+        let pattern = contains_pattern(text);
+        let like =
+            |e: Expr| e.like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'));
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(like(lower(
+                    pull_request::Entity,
+                    pull_request::Column::Title,
+                )))
+                .add(like(lower(preview::Entity, preview::Column::Namespace))),
+        );
+    }
+    let total = query.clone().count(db).await?;
+    let previews = query
+        .order_by_desc(preview::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok((rows_of(db, previews).await?, total))
+}
+
+/// A preview by id with its pull request and repository.
+pub async fn preview_row(
+    db: &impl ConnectionTrait,
+    preview_id: i64,
+) -> Result<Option<PreviewRow>, DbErr> {
+    let Some(preview) = preview_by_id(db, preview_id).await? else {
+        return Ok(None);
+    };
+    Ok(rows_of(db, vec![preview]).await?.pop())
+}
+
+/// Joins previews with their pull requests and repositories (two reads for the whole page).
+async fn rows_of(
+    db: &impl ConnectionTrait,
+    previews: Vec<preview::Model>,
+) -> Result<Vec<PreviewRow>, DbErr> {
+    use std::collections::HashMap;
+    let pr_ids: Vec<i64> = previews.iter().map(|p| p.pull_request_id).collect();
+    let prs: HashMap<i64, pull_request::Model> = pull_request::Entity::find()
+        .filter(pull_request::Column::Id.is_in(pr_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let repo_ids: Vec<i64> = prs.values().map(|p| p.repository_id).collect();
+    let repos: HashMap<i64, repository::Model> = repository::Entity::find()
+        .filter(repository::Column::Id.is_in(repo_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    Ok(previews
+        .into_iter()
+        .filter_map(|preview| {
+            let pull_request = prs.get(&preview.pull_request_id)?.clone();
+            let repository = repos.get(&pull_request.repository_id)?.clone();
+            Some(PreviewRow {
+                preview,
+                pull_request,
+                repository,
+            })
+        })
+        .collect())
+}
+
+/// The most recent attempts of a preview, newest first (at most `limit`).
+pub async fn attempts_of(
+    db: &impl ConnectionTrait,
+    preview_id: i64,
+    limit: u64,
+) -> Result<Vec<deploy_attempt::Model>, DbErr> {
+    deploy_attempt::Entity::find()
+        .filter(deploy_attempt::Column::PreviewId.eq(preview_id))
+        .order_by_desc(deploy_attempt::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// The current attempts of listed previews, by attempt id (one read for the page).
+pub async fn current_attempts(
+    db: &impl ConnectionTrait,
+    rows: &[PreviewRow],
+) -> Result<std::collections::HashMap<i64, deploy_attempt::Model>, DbErr> {
+    let ids: Vec<i64> = rows
+        .iter()
+        .filter_map(|r| r.preview.current_attempt_id)
+        .collect();
+    Ok(deploy_attempt::Entity::find()
+        .filter(deploy_attempt::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect())
+}
+
+/// Full names of the active repositories among `ids` (`None`: every one), sorted.
+pub async fn repository_names(
+    db: &impl ConnectionTrait,
+    ids: Option<&[i64]>,
+) -> Result<Vec<String>, DbErr> {
+    let mut query = repository::Entity::find().filter(repository::Column::RemovedAt.is_null());
+    if let Some(ids) = ids {
+        query = query.filter(repository::Column::Id.is_in(ids.iter().copied()));
+    }
+    let mut names: Vec<String> = query
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.full_name)
+        .collect();
+    names.sort_by_key(|n| n.to_ascii_lowercase());
+    Ok(names)
+}
+
+/// How many previews are in each status (those not deleted), and how many cleanups failed, as
+/// `(words, count)` for the operators' totals.
+pub async fn status_counts(db: &impl ConnectionTrait) -> Result<Vec<(String, u64)>, DbErr> {
+    let previews = preview::Entity::find()
+        .filter(preview::Column::Status.ne(PreviewStatus::Deleted))
+        .all(db)
+        .await?;
+    let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let mut failed_cleanups = 0;
+    for p in &previews {
+        *counts
+            .entry(crate::previews::service::status_word(p.status))
+            .or_default() += 1;
+        if p.cleanup_failed {
+            failed_cleanups += 1;
+        }
+    }
+    let mut out: Vec<(String, u64)> = counts.into_iter().map(|(w, n)| (w.to_owned(), n)).collect();
+    out.push(("cleanups failed".to_owned(), failed_cleanups));
+    Ok(out)
+}

@@ -206,6 +206,10 @@ fn github_config(c: AppCredentials, registration: &RegistrationConfig) -> Github
         webhook_secret: c.webhook_secret,
         api_url: registration.api_url.clone(),
         web_url: registration.web_url.clone(),
+        oauth: Some(crate::config::OAuthClient {
+            client_id: c.client_id,
+            client_secret: c.client_secret,
+        }),
     }
 }
 

@@ -4,6 +4,7 @@
 //! on one socket: [`bind_std`] binds it once and [`phase_listener`] hands each phase its own
 //! handle to it.
 
+pub mod dashboard;
 mod health;
 mod metrics;
 mod webhooks;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The bytes of webhook bodies not yet verified, capped over all requests.
     pub unverified: crate::github::webhook::UnverifiedBodies,
+    /// Sign-in, access and the OAuth client of the dashboard.
+    pub dashboard: Arc<dashboard::Dashboard>,
 }
 
 impl AppState {
@@ -42,6 +45,11 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let client = crate::github::GitHub::new(github).map_err(anyhow::Error::msg)?;
         Ok(Self {
+            dashboard: Arc::new(dashboard::Dashboard::new(
+                client.clone(),
+                github.oauth.clone(),
+                github.web_url.clone(),
+            )),
             queues: Queues::new(stores.redis.clone(), &stores.redis_prefix),
             reporter: Reporter {
                 db: stores.db.clone(),
@@ -70,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(metrics::routes())
         .merge(crate::setup::closed_routes())
+        .merge(dashboard::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

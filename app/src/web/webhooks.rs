@@ -194,6 +194,7 @@ fn event_repo(event: &Event) -> Option<(i64, &RepoName)> {
         } => Some((*installation, &repo.name)),
         Event::Installation { .. }
         | Event::InstallationRepositories { .. }
+        | Event::AuthorizationRevoked { .. }
         | Event::Ping
         | Event::Ignored { .. } => None,
     }
@@ -291,6 +292,11 @@ async fn process_once(
             return Err(e.into());
         }
     };
+    if let Event::AuthorizationRevoked { user_id, login } = event {
+        let ended = super::dashboard::session::destroy_all_of(&txn, *user_id).await?;
+        state.dashboard.access.forget(*user_id, login);
+        tracing::info!(user = %login, sessions = ended, "authorization revoked: sessions ended");
+    }
     let outcome = if decision.acted {
         DeliveryOutcome::Accepted
     } else {

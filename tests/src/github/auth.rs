@@ -28,6 +28,8 @@ pub(crate) enum Caller {
     App,
     /// An installation, by token.
     Installation(i64),
+    /// A person, by the user-to-server token they got signing in (`ghu_…`).
+    User(i64),
     /// Nobody in particular: a public route.
     Anonymous,
 }
@@ -37,6 +39,7 @@ impl Caller {
         match self {
             Caller::App => Bucket::App,
             Caller::Installation(id) => Bucket::Installation(id),
+            Caller::User(id) => Bucket::User(id),
             Caller::Anonymous => Bucket::Anonymous,
         }
     }
@@ -67,6 +70,10 @@ pub(crate) fn authenticate(
     match kind {
         AuthKind::App => verify_jwt(shared, &credential).map(|()| (Caller::App, None)),
         AuthKind::Installation => use_token(state, &credential, route_key),
+        AuthKind::User => match state.user_tokens.get(&credential) {
+            Some(t) if t.expires_at > Utc::now() => Ok((Caller::User(t.user_id), None)),
+            _ => Err(ApiError::bad_credentials()),
+        },
         AuthKind::Public => Ok((Caller::Anonymous, None)),
     }
 }
@@ -194,6 +201,7 @@ pub(crate) fn repo_access(
         Caller::Installation(id) if repo.installation_id == Some(id) => Ok(key),
         Caller::Installation(_) => Err(ApiError::bad_credentials()),
         Caller::App => Ok(key),
+        Caller::User(_) => Err(ApiError::new(403, "Resource not accessible by integration")),
         Caller::Anonymous => Err(ApiError::new(401, "Requires authentication")),
     }
 }

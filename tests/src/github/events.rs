@@ -448,6 +448,23 @@ impl GitHubSim {
         webhooks::send(self.shared(), "ping", body).await
     }
 
+    /// `login` revokes their authorization of the App on their GitHub settings page: their
+    /// user-to-server and refresh tokens stop working and GitHub sends
+    /// `github_app_authorization.revoked`.
+    pub async fn revoke_authorization(&self, login: &str) -> Delivery {
+        let body = {
+            let mut st = self.shared().lock();
+            let id = super::encoding::user_id(login);
+            st.user_tokens.retain(|_, t| t.user_id != id);
+            st.refresh_tokens.retain(|_, t| t.user_id != id);
+            bytes(&json!({
+                "action": "revoked",
+                "sender": payloads::user(&self.shared().base_url, login),
+            }))
+        };
+        webhooks::send(self.shared(), "github_app_authorization", body).await
+    }
+
     /// Signs and sends arbitrary bytes as `event` (for malformed, unknown or hand-made payloads).
     pub async fn send_raw(&self, event: &str, body: Vec<u8>) -> Delivery {
         webhooks::send(self.shared(), event, body).await

@@ -56,6 +56,7 @@ use chrono::Utc;
 use jsonwebtoken::DecodingKey;
 use tokio::sync::oneshot;
 
+pub use encoding::user_id;
 pub use faults::{Fault, FaultKind};
 pub use model::{
     Calls, CheckRun, CheckRunAction, Comment, Delivery, Deployment, DeploymentStatus, NewPr, Pr,
@@ -83,6 +84,8 @@ pub struct GitHubSimOptions {
     pub latency: Duration,
     /// Requests per hour for the App and for each installation (5,000, GitHub's base grant).
     pub rate_limit: u64,
+    /// The App's OAuth client secret; its client id is [`GitHubSim::oauth_client_id`].
+    pub oauth_client_secret: String,
 }
 
 impl Default for GitHubSimOptions {
@@ -94,6 +97,7 @@ impl Default for GitHubSimOptions {
             token_lifetime: Duration::from_secs(3600),
             latency: Duration::ZERO,
             rate_limit: 5000,
+            oauth_client_secret: "oauth-client-secret-value".to_owned(),
         }
     }
 }
@@ -199,6 +203,28 @@ impl GitHubSim {
             "github simulator: no installation {installation_id}"
         );
         st.add_repo(installation_id, full_name)
+    }
+
+    /// The App's OAuth client id (its secret is [`GitHubSimOptions::oauth_client_secret`]).
+    pub fn oauth_client_id(&self) -> String {
+        api::oauth::client_id_of(self.shared().opts.app_id)
+    }
+
+    /// A user-to-server token for `login`, as if they had signed in with the App's OAuth client
+    /// (for tests of the calls made with it; the sign-in itself is `api::oauth`'s web flow).
+    pub fn user_token(&self, login: &str) -> String {
+        let mut st = self.shared().lock();
+        let client = api::oauth::client_id_of(self.shared().opts.app_id);
+        api::oauth::mint_pair(&mut st, login, &client)["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// How long user-to-server tokens minted from now on live (default 8 hours).
+    pub fn set_user_token_lifetime(&self, lifetime: Duration) {
+        self.shared().lock().user_token_lifetime =
+            Some(chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(8)));
     }
 
     /// Gives `login` a role on the repository: admin, maintain, write, triage, read or none.

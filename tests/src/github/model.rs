@@ -169,6 +169,12 @@ pub struct Calls {
     pub by_installation: BTreeMap<i64, u64>,
     /// Installation tokens handed out.
     pub tokens_minted: u64,
+    /// Codes the OAuth authorize page handed out.
+    pub oauth_authorizations: u64,
+    /// User-to-server tokens minted (sign-ins and refreshes).
+    pub user_tokens_minted: u64,
+    /// Refresh tokens exchanged.
+    pub user_token_refreshes: u64,
     /// `"METHOD /path"` of requests the simulator does not implement, each once, first seen first.
     pub unimplemented: Vec<String>,
 }

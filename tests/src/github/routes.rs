@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::{
-    api::{app, checks, deployments, issues, new_app, repos},
+    api::{app, checks, deployments, issues, new_app, oauth, repos},
     encoding::percent_decode,
     reply::{ApiResult, Req},
     state::Shared,
@@ -22,7 +22,9 @@ pub(crate) enum AuthKind {
     App,
     /// An installation token (`Authorization: token ghs_…` or `Bearer ghs_…`).
     Installation,
-    /// None: the manifest flow's browser pages and code exchange.
+    /// A person's user-to-server token (`Authorization: Bearer ghu_…`).
+    User,
+    /// None: the browser pages and code exchanges of the manifest and OAuth flows.
     Public,
 }
 
@@ -61,9 +63,11 @@ const fn r(
     }
 }
 
-use AuthKind::{App, Installation as Inst, Public};
+use AuthKind::{App, Installation as Inst, Public, User};
 
 const JWT: Option<(&str, &str)> = None;
+/// Routes a person reaches with their own token: no installation permission applies.
+const PERSON: Option<(&str, &str)> = None;
 const META: Option<(&str, &str)> = Some(("metadata", "read"));
 const CONTENTS: Option<(&str, &str)> = Some(("contents", "read"));
 const PULLS: Option<(&str, &str)> = Some(("pull_requests", "read"));
@@ -89,6 +93,12 @@ pub(crate) static ROUTES: &[Route] = &[
     r("POST", "/settings/apps/new", Public, JWT, new_app::for_user),
     r("POST", "/organizations/{org}/settings/apps/new", Public, JWT, new_app::for_organization),
     r("POST", "/app-manifests/{code}/conversions", Public, JWT, app::convert_manifest),
+    // Signing people in with the App's OAuth client (web), then as that person (user token).
+    r("GET", "/login/oauth/authorize", Public, PERSON, oauth::authorize),
+    r("POST", "/login/oauth/access_token", Public, PERSON, oauth::access_token),
+    r("GET", "/user", User, PERSON, oauth::user),
+    r("GET", "/user/installations", User, PERSON, oauth::installations),
+    r("GET", "/user/installations/{id}/repositories", User, PERSON, oauth::installation_repositories),
     // Repositories (installation token).
     r("GET", "/installation/repositories", Inst, META, repos::installation_repositories),
     r("GET", "/repos/{owner}/{repo}", Inst, META, repos::get_repo),

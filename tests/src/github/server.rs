@@ -30,7 +30,7 @@ use super::{
 fn limit_of(bucket: Bucket, hourly: u64) -> u64 {
     match bucket {
         Bucket::Anonymous => 60,
-        Bucket::App | Bucket::Installation(_) => hourly,
+        Bucket::App | Bucket::Installation(_) | Bucket::User(_) => hourly,
     }
 }
 
@@ -319,6 +319,7 @@ fn rate_limited(kind: routes::AuthKind) -> ApiError {
     let who = match kind {
         routes::AuthKind::App => "app",
         routes::AuthKind::Installation => "installation",
+        routes::AuthKind::User => "user",
         routes::AuthKind::Public => "this IP",
     };
     let mut e = ApiError::new(403, format!("API rate limit exceeded for {who}."));

@@ -440,6 +440,7 @@ pub(crate) enum Bucket {
     Anonymous,
     App,
     Installation(i64),
+    User(i64),
 }
 
 pub(crate) struct RateWindow {
@@ -471,6 +472,32 @@ pub(crate) struct State {
     /// Answers kept for [`RecordedResponse`] (off unless a test asks).
     pub recording: bool,
     pub recorded: Vec<RecordedResponse>,
+    /// People who signed in with the App's OAuth client: user id → login.
+    pub users: BTreeMap<i64, String>,
+    /// OAuth codes handed out by the authorize page, by code.
+    pub oauth_codes: HashMap<String, OAuthCode>,
+    /// User-to-server tokens (`ghu_…`) and refresh tokens (`ghr_…`).
+    pub user_tokens: HashMap<String, UserToken>,
+    pub refresh_tokens: HashMap<String, UserToken>,
+    /// A test's override of how long user-to-server tokens live.
+    pub user_token_lifetime: Option<chrono::Duration>,
+}
+
+/// A code from `GET /login/oauth/authorize`, waiting to be exchanged.
+pub(crate) struct OAuthCode {
+    pub login: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge, when the client sent one.
+    pub challenge: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A user-to-server or refresh token.
+pub(crate) struct UserToken {
+    pub user_id: i64,
+    pub client_id: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A manifest posted to a "new App" page, waiting for its code to be exchanged.

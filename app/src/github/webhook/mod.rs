@@ -125,6 +125,12 @@ pub enum Event {
         added: Vec<(i64, RepoName)>,
         removed: Vec<(i64, RepoName)>,
     },
+    /// A person revoked their authorization of the App (`github_app_authorization.revoked`):
+    /// their dashboard sessions end.
+    AuthorizationRevoked {
+        user_id: i64,
+        login: String,
+    },
     /// Delivered, understood, and not acted on.
     Ignored {
         reason: String,
@@ -311,6 +317,18 @@ struct WireRepoBrief {
 }
 
 #[derive(Deserialize)]
+struct WireAuthorizationEvent {
+    action: String,
+    sender: WireSender,
+}
+
+#[derive(Deserialize)]
+struct WireSender {
+    id: i64,
+    login: String,
+}
+
+#[derive(Deserialize)]
 struct WireInstallationEvent {
     action: String,
     installation: WireFullInstallation,
@@ -434,6 +452,7 @@ fn validate(event: &Event) -> Result<(), String> {
             login("sender.login", sender)
         }
         Event::PullRequestComment { sender, .. } => login("sender.login", sender),
+        Event::AuthorizationRevoked { login: who, .. } => login("sender.login", who),
         Event::Ping
         | Event::Installation { .. }
         | Event::InstallationRepositories { .. }
@@ -584,6 +603,19 @@ fn parse_unchecked(event: &str, body: &[u8]) -> Result<Event, ParseError> {
                 account: w.installation.account.login,
                 account_type: w.installation.account.kind,
                 repos: brief_repos(w.repositories),
+            })
+        }
+        "github_app_authorization" => {
+            let w: WireAuthorizationEvent = serde_json::from_slice(body).map_err(bad)?;
+            if w.action != "revoked" {
+                return Ok(ignored(format!(
+                    "github_app_authorization.{} is not acted on",
+                    w.action
+                )));
+            }
+            Ok(Event::AuthorizationRevoked {
+                user_id: w.sender.id,
+                login: w.sender.login,
             })
         }
         "installation_repositories" => {

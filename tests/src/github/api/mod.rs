@@ -9,4 +9,5 @@ pub(crate) mod checks;
 pub(crate) mod deployments;
 pub(crate) mod issues;
 pub(crate) mod new_app;
+pub(crate) mod oauth;
 pub(crate) mod repos;
