@@ -31,7 +31,12 @@ pub fn redis_prefix() -> String {
 /// Deletes every Redis key under `prefix` (tests call it at the end; a leftover key is harmless
 /// but untidy).
 pub async fn clear_redis_prefix(prefix: &str) -> anyhow::Result<()> {
-    let client = redis::Client::open(redis_url())?;
+    clear_redis_prefix_at(&redis_url(), prefix).await
+}
+
+/// [`clear_redis_prefix`] on the Redis at `url`.
+pub async fn clear_redis_prefix_at(url: &str, prefix: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))

@@ -49,6 +49,8 @@ pub struct Options {
     pub settings: Vec<String>,
     /// previewd's log filter; default `TEST_LOG`, else `warn`.
     pub log: Option<String>,
+    /// The Redis to use; default [`crate::redis_url`].
+    pub redis_url: Option<String>,
 }
 
 impl Options {
@@ -74,6 +76,7 @@ impl Options {
             kube: KubeSimOptions::default(),
             settings: Vec::new(),
             log: None,
+            redis_url: None,
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Scenario {
     pub app_url: String,
     pub installation: i64,
     pub redis_prefix: String,
+    /// The Redis app and workers use.
+    pub redis_url: String,
     /// The settings app and workers run with, as `--flag=value` (a worker process started by
     /// a test gets the same).
     pub settings: Vec<String>,
@@ -126,6 +131,7 @@ impl Scenario {
         let kube = KubeSim::start(options.kube.clone()).await?;
         let test_db = TestDatabase::create(options.engine).await?;
         let redis_prefix = crate::redis_prefix();
+        let redis_url = options.redis_url.clone().unwrap_or_else(crate::redis_url);
 
         let mut args: Vec<String> = vec![
             "previewd".into(),
@@ -134,7 +140,7 @@ impl Scenario {
             "--github-webhook-secret=webhook-secret-value".into(),
             format!("--github-api-url={}", gh.url()),
             format!("--database-url={}", test_db.url),
-            format!("--redis-url={}", crate::redis_url()),
+            format!("--redis-url={redis_url}"),
             format!("--redis-prefix={redis_prefix}"),
             format!("--kubeconfig={}", kube.kubeconfig_path().display()),
             "--preview-domain=preview.example.test".into(),
@@ -203,6 +209,7 @@ impl Scenario {
             app_url,
             installation,
             redis_prefix,
+            redis_url,
             settings: last_of_each_flag(&args[1..]),
             test_db: Some(test_db),
             stop,
@@ -344,7 +351,7 @@ impl Scenario {
     /// True when no deploy job is waiting or scheduled in Redis: nothing will run again.
     pub async fn deploy_queue_is_idle(&self) -> anyhow::Result<bool> {
         let config = previewd::jobs::Queue::Deploy.redis_config(&self.redis_prefix);
-        let client = redis::Client::open(crate::redis_url())?;
+        let client = redis::Client::open(self.redis_url.as_str())?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         let active: i64 = redis::cmd("LLEN")
             .arg(config.active_jobs_list())
@@ -379,6 +386,26 @@ impl Scenario {
                 panic!("{e}; preview is {now:?}");
             }
         }
+    }
+
+    /// Waits until pull request `number`'s preview runs commit `sha`.
+    pub async fn wait_head_running(&self, number: u64, sha: &str) -> preview::Model {
+        let db = self.db.clone();
+        let sha = sha.to_owned();
+        wait::until(
+            &format!("preview of #{number} to run {sha}"),
+            DEADLINE,
+            || {
+                let db = db.clone();
+                let sha = sha.clone();
+                async move {
+                    let p = preview_of(&db, number).await?;
+                    (p.status == PreviewStatus::Running && p.head_sha == sha).then_some(p)
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Waits until the check run on `sha` is completed, and returns it.
@@ -469,7 +496,7 @@ impl Scenario {
         if let Some(db) = self.test_db.take() {
             db.drop_database().await?;
         }
-        crate::clear_redis_prefix(&self.redis_prefix).await
+        crate::clear_redis_prefix_at(&self.redis_url, &self.redis_prefix).await
     }
 }
 

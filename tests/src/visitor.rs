@@ -131,13 +131,13 @@ impl Visitor {
             .location
             .clone()
             .with_context(|| format!("the sign-in did not go to GitHub: {to_github:?}"))?;
-        // GitHub's page, with the person signed in to GitHub.
-        let at_github = self
-            .http
-            .get(&authorize)
-            .header(header::COOKIE, format!("user_session={}", self.login))
-            .send()
-            .await?;
+        // GitHub's page, with the person signed in to GitHub (an empty login: no GitHub cookie,
+        // for a simulator that signs every browser in).
+        let mut at_github = self.http.get(&authorize);
+        if !self.login.is_empty() {
+            at_github = at_github.header(header::COOKIE, format!("user_session={}", self.login));
+        }
+        let at_github = at_github.send().await?;
         let back = at_github
             .headers()
             .get(header::LOCATION)

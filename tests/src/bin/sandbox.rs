@@ -1,28 +1,48 @@
 //! `previewd-sandbox`: previewd working on this machine with no GitHub account and no cluster.
 //!
-//! It starts the simulated GitHub and Kubernetes, the app and a worker (SQLite, the local
-//! Redis), then plays a pull request being opened and prints what GitHub would show — the check
-//! run, the sticky comment, the deployment — and where everything listens. It stays up until
-//! Ctrl-C, so you can send more webhooks or look around.
+//! It starts the simulated GitHub and Kubernetes, the app and a worker (SQLite, a Redis), then
+//! plays a pull request's whole life — opened, pushed to, a failing commit, the fix, closed —
+//! and opens a second one that stays running, printing what GitHub shows at each step. The
+//! dashboard is up the whole time at the printed address, and the simulated GitHub signs any
+//! browser in as `maya`: "Sign in with GitHub" goes through the App's real OAuth flow, against
+//! the simulator (nothing in previewd itself can skip it). It stays up until Ctrl-C, or exits
+//! after the story with `--once`.
 //!
-//! It needs nothing started by hand: when no Redis answers on `127.0.0.1:6379` (and
-//! `TEST_REDIS_URL` names no other), it starts the machine's Redis with `scripts/services redis`,
-//! the same script the tests use.
+//! It needs nothing started by hand: when no Redis answers at `127.0.0.1:6379` (or
+//! `TEST_REDIS_URL`), it starts a private `redis-server` of its own on a free port, says so, and
+//! stops it on exit.
 
 use std::time::Duration;
 
 use previewd_entity::PreviewStatus;
 use previewd_tests::{
     db::Engine,
-    kube::KubeSimOptions,
-    scenario::{Options, REPO, Scenario},
+    kube::{Behaviour, KubeSimOptions},
+    redis_server::RedisServer,
+    scenario::{MAINTAINER, Options, REPO, Scenario},
 };
+
+const GOOD: &str = "image: ghcr.io/acme/web:{sha}\nport: 8080\nhealth: /healthz\n";
+const BROKEN: &str = "image: ghcr.io/acme/web-broken:{sha}\nport: 8080\nhealth: /healthz\n";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ensure_redis().await?;
-    let mut options = Options::new(Engine::Sqlite);
+    let once = std::env::args().any(|a| a == "--once");
+    let private_redis = if redis_answers(&previewd_tests::redis_url()).await {
+        None
+    } else {
+        let server = RedisServer::start(false).await?;
+        println!(
+            "== no Redis answers at {}: started a private redis-server at {} (it stops with the sandbox)",
+            previewd_tests::redis_url(),
+            server.url()
+        );
+        Some(server)
+    };
+    let mut options = Options::new(Engine::Sqlite).with_loopback_public_url()?;
+    options.redis_url = private_redis.as_ref().map(RedisServer::url);
     options.log = Some(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()));
+    options.github.signed_in_user = Some(MAINTAINER.to_owned());
     // Delays like a small real cluster's, so each step can be seen.
     options.kube = KubeSimOptions {
         job_duration: Duration::from_secs(3),
@@ -31,61 +51,42 @@ async fn main() -> anyhow::Result<()> {
         ..KubeSimOptions::default()
     };
     let mut s = Scenario::start(options).await?;
+    s.kube.set_behaviour_for_image(
+        "ghcr.io/acme/web-broken",
+        Behaviour::CrashLoopBackOff {
+            logs: vec![
+                "listening on :8080".into(),
+                "panic: DATABASE_URL is not set".into(),
+            ],
+        },
+    );
     println!("\n== previewd sandbox");
-    println!("   app (webhooks, /healthz, /readyz): {}", s.app_url);
-    println!("   simulated GitHub API:              {}", s.gh.url());
     println!(
-        "   simulated cluster kubeconfig:      {}",
+        "   dashboard (signed in as {MAINTAINER}): {}/previews",
+        s.app_url
+    );
+    println!("   app (webhooks, /healthz, /readyz):   {}", s.app_url);
+    println!("   simulated GitHub API:                {}", s.gh.url());
+    println!(
+        "   simulated cluster kubeconfig:        {}",
         s.kube.kubeconfig_path().display()
     );
-    println!(
-        "\n== maya opens a pull request on {REPO} (no .github/preview.yml: the image is built in the cluster)"
-    );
-    let pr = s.open_pr("feature/hello").await;
-    println!("   #{} {} at {}", pr.number, pr.title, &pr.head_sha[..7]);
-    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
-    let run = s.completed_check_run(&pr.head_sha).await;
 
-    println!(
-        "\n== GitHub shows the check run \"{}\": {} / {}",
-        run.name,
-        run.status,
-        run.conclusion.clone().unwrap_or_default()
-    );
-    println!("   {}", run.title.clone().unwrap_or_default());
-    for line in run
-        .summary
-        .clone()
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-    {
-        println!("   {line}");
-    }
+    println!("\n== {MAINTAINER} opens a pull request on {REPO}");
+    let pr = s.open_pr_with_config("feature/hello", GOOD).await;
+    println!("   #{} {} at {}", pr.number, pr.title, short(&pr.head_sha));
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    show_check_run(&s, &pr.head_sha).await;
     let comment = s.wait_comment(pr.number, "Preview ready").await;
     println!("\n== the sticky comment on #{}:", pr.number);
     for line in comment[0].body.lines() {
         println!("   {line}");
-    }
-    for deployment in s.gh.deployments(REPO) {
-        let states: Vec<String> =
-            s.gh.deployment_statuses(deployment.id)
-                .into_iter()
-                .map(|d| d.state)
-                .collect();
-        println!(
-            "\n== deployment {} ({}): {}",
-            deployment.id,
-            deployment.environment,
-            states.join(" → ")
-        );
     }
     println!("\n== in the cluster, namespace {}:", preview.namespace);
     for kind in [
         "resourcequotas",
         "limitranges",
         "networkpolicies",
-        "jobs",
         "deployments",
         "services",
         "ingresses",
@@ -98,15 +99,93 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         println!("   {kind}: {}", names.join(", "));
     }
+
+    println!("\n== a push: the new commit replaces the old one");
+    let sha = s.sha();
+    s.gh.push(REPO, pr.number, &sha).await;
+    s.wait_head_running(pr.number, &sha).await;
+    show_check_run(&s, &sha).await;
+
+    println!("\n== a failing commit: its container crashes");
+    s.gh.put_file(REPO, "feature/hello", ".github/preview.yml", BROKEN);
+    let sha = s.sha();
+    s.gh.push(REPO, pr.number, &sha).await;
+    let failed = s.wait_status(pr.number, PreviewStatus::Failed).await;
+    show_check_run(&s, &sha).await;
+    println!(
+        "   the dashboard shows why: {}/previews/{} ({})",
+        s.app_url,
+        failed.id,
+        failed.last_error.unwrap_or_default()
+    );
+
+    println!("\n== the fix");
+    s.gh.put_file(REPO, "feature/hello", ".github/preview.yml", GOOD);
+    let sha = s.sha();
+    s.gh.push(REPO, pr.number, &sha).await;
+    s.wait_head_running(pr.number, &sha).await;
+    show_check_run(&s, &sha).await;
+
+    println!("\n== a second pull request, left running");
+    let second = s.open_pr_with_config("feature/checkout", GOOD).await;
+    s.wait_status(second.number, PreviewStatus::Running).await;
+    println!("   #{} {}", second.number, second.title);
+
+    println!("\n== #{} is closed: its preview is removed", pr.number);
+    s.gh.close_pr(REPO, pr.number, false).await;
+    s.wait_status(pr.number, PreviewStatus::Deleted).await;
+    println!(
+        "   namespace {} is gone: {}",
+        preview.namespace,
+        !s.kube.namespaces().contains(&preview.namespace)
+    );
+    for deployment in s.gh.deployments(REPO) {
+        let states: Vec<String> =
+            s.gh.deployment_statuses(deployment.id)
+                .into_iter()
+                .map(|d| d.state)
+                .collect();
+        println!(
+            "   deployment {} ({}): {}",
+            deployment.id,
+            deployment.environment,
+            states.join(" → ")
+        );
+    }
     println!("\n== GitHub API calls so far: {}", s.gh.calls().total);
-    println!("\npreviewd keeps running; Ctrl-C stops everything.");
-    tokio::signal::ctrl_c().await?;
-    s.stop().await
+    println!(
+        "   every state is on the dashboard: {}/previews?status=deleted and {}/previews",
+        s.app_url, s.app_url
+    );
+    if !once {
+        println!("\npreviewd keeps running; Ctrl-C stops everything.");
+        tokio::signal::ctrl_c().await?;
+    }
+    let stopped = s.stop().await;
+    drop(private_redis);
+    stopped
 }
 
-/// Whether the Redis the scenario will use answers PING within two seconds.
-async fn redis_answers() -> bool {
-    let Ok(client) = redis::Client::open(previewd_tests::redis_url()) else {
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// Prints the completed check run of `sha`.
+async fn show_check_run(s: &Scenario, sha: &str) {
+    let run = s.completed_check_run(sha).await;
+    println!(
+        "   check run \"{}\" on {}: {} / {} — {}",
+        run.name,
+        short(sha),
+        run.status,
+        run.conclusion.clone().unwrap_or_default(),
+        run.title.clone().unwrap_or_default()
+    );
+}
+
+/// Whether a Redis answers PING at `url` within two seconds.
+async fn redis_answers(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
         return false;
     };
     let ping = async {
@@ -117,22 +196,4 @@ async fn redis_answers() -> bool {
         tokio::time::timeout(Duration::from_secs(2), ping).await,
         Ok(Ok(_))
     )
-}
-
-/// Starts the machine's Redis when none answers (only the default one: a Redis named by
-/// `TEST_REDIS_URL` is the caller's to run).
-async fn ensure_redis() -> anyhow::Result<()> {
-    if redis_answers().await {
-        return Ok(());
-    }
-    anyhow::ensure!(
-        std::env::var_os("TEST_REDIS_URL").is_none(),
-        "the Redis at TEST_REDIS_URL does not answer"
-    );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services");
-    println!("== no Redis answers on 127.0.0.1:6379: starting it ({script} redis)");
-    let status = std::process::Command::new(script).arg("redis").status()?;
-    anyhow::ensure!(status.success(), "{script} redis failed ({status})");
-    anyhow::ensure!(redis_answers().await, "Redis still does not answer");
-    Ok(())
 }

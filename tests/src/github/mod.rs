@@ -86,6 +86,10 @@ pub struct GitHubSimOptions {
     pub rate_limit: u64,
     /// The App's OAuth client secret; its client id is [`GitHubSim::oauth_client_id`].
     pub oauth_client_secret: String,
+    /// Who a browser without GitHub's `user_session` cookie is signed in to GitHub as (`None`:
+    /// nobody, and the authorize page shows GitHub's login form). The sandbox sets it so its
+    /// dashboard link works in any browser.
+    pub signed_in_user: Option<String>,
 }
 
 impl Default for GitHubSimOptions {
@@ -98,6 +102,7 @@ impl Default for GitHubSimOptions {
             latency: Duration::ZERO,
             rate_limit: 5000,
             oauth_client_secret: "oauth-client-secret-value".to_owned(),
+            signed_in_user: None,
         }
     }
 }

@@ -2,8 +2,8 @@
 //! endpoints a user-to-server token reaches.
 //!
 //! - `GET /login/oauth/authorize` is the browser page. The person signed in to GitHub is the one
-//!   named by the `user_session` cookie (a test sets it); without it the page is GitHub's login
-//!   form (200, HTML, no redirect). With it, GitHub redirects to `redirect_uri` with a one-time
+//!   named by the `user_session` cookie (a test sets it), else `signed_in_user` of the options;
+//!   without either the page is GitHub's login form (200, HTML, no redirect). With it, GitHub redirects to `redirect_uri` with a one-time
 //!   `code` (10 minutes) and the `state` it was given. PKCE: a `code_challenge` with method
 //!   `S256` (the only one GitHub accepts here) binds the code to its verifier.
 //! - `POST /login/oauth/access_token` exchanges a code, or a refresh token, for a `ghu_` token
@@ -130,7 +130,7 @@ pub(crate) fn authorize(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult {
             ));
         }
     };
-    let Some(login) = browser_user(req) else {
+    let Some(login) = browser_user(req).or_else(|| shared.opts.signed_in_user.clone()) else {
         return Ok(html(
             200,
             "<!doctype html><title>Sign in to GitHub</title><form action=\"/session\" method=\"post\">\
