@@ -174,16 +174,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<
 /// The person's current GitHub token, refreshed first when it is about to expire — by one
 /// request at a time per session (a refresh token works once).
 async fn user_token(state: &AppState, session: &mut Session) -> Result<SecretString, GitHubError> {
-    let ended = || GitHubError::signed_out();
-    let fresh = |s: &Session| {
-        s.data.token.as_ref().and_then(|t| {
-            let valid = t
-                .expires_at
-                .is_none_or(|at| at > chrono::Utc::now() + chrono::Duration::seconds(60));
-            valid.then(|| SecretString::from(t.access.clone()))
-        })
-    };
-    if let Some(token) = fresh(session) {
+    if let Some(token) = fresh_token(session) {
         return Ok(token);
     }
     let dashboard = &state.dashboard;
@@ -195,13 +186,32 @@ async fn user_token(state: &AppState, session: &mut Session) -> Result<SecretStr
             .entry(session.id.clone())
             .or_default(),
     );
-    let _held = lock.lock().await;
+    let held = lock.lock().await;
+    let refreshed = refresh_locked(state, session).await;
+    // Forgotten only once the new token is stored (or the refresh ended), while still held: a
+    // request arriving meanwhile waits on this lock and then finds the new token.
+    dashboard
+        .refreshing
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&session.id);
+    drop(held);
+    refreshed
+}
+
+/// The refresh itself, under the session's lock.
+async fn refresh_locked(
+    state: &AppState,
+    session: &mut Session,
+) -> Result<SecretString, GitHubError> {
+    let ended = GitHubError::signed_out;
+    let dashboard = &state.dashboard;
     let db = &state.stores.db;
     // Another request may have refreshed it while this one waited.
     if !session::reload(db, session).await.unwrap_or(false) {
         return Err(ended());
     }
-    if let Some(token) = fresh(session) {
+    if let Some(token) = fresh_token(session) {
         return Ok(token);
     }
     let (Some(client), Some(refresh)) = (
@@ -215,11 +225,6 @@ async fn user_token(state: &AppState, session: &mut Session) -> Result<SecretStr
         .github
         .refresh_user_token(&dashboard.web_url, client, &SecretString::from(refresh))
         .await;
-    dashboard
-        .refreshing
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&session.id);
     let tokens = match renewed {
         Ok(tokens) => tokens,
         Err(e) if e.retryable => return Err(e),
@@ -230,6 +235,16 @@ async fn user_token(state: &AppState, session: &mut Session) -> Result<SecretStr
         .await
         .map_err(|_| GitHubError::signed_out())?;
     Ok(tokens.access)
+}
+
+/// The session's access token unless it expires within a minute.
+fn fresh_token(session: &Session) -> Option<SecretString> {
+    session.data.token.as_ref().and_then(|t| {
+        let valid = t
+            .expires_at
+            .is_none_or(|at| at > chrono::Utc::now() + chrono::Duration::seconds(60));
+        valid.then(|| SecretString::from(t.access.clone()))
+    })
 }
 
 #[derive(Debug, Deserialize, Default)]
