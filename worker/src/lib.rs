@@ -36,13 +36,31 @@ use url::Url;
 use crate::context::JobContext;
 
 /// This install's id, shared by every process through the database (made by the first).
+/// How long a starting worker waits for a database that is briefly unreachable (a failover, a
+/// restart) before it gives up and exits.
+pub const STARTUP_STORE_WAIT: Duration = Duration::from_secs(60);
+
+/// This install's id, read (or made) once at start; an outage of the database is waited out
+/// for up to [`STARTUP_STORE_WAIT`], as the jobs themselves wait one out.
 async fn install_id(db: &sea_orm::DatabaseConnection) -> anyhow::Result<String> {
-    Ok(
-        previewd::previews::records::install_setting(db, "install_id", || {
+    let started = std::time::Instant::now();
+    loop {
+        let read = previewd::previews::records::install_setting(db, "install_id", || {
             uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
         })
-        .await?,
-    )
+        .await;
+        match read {
+            Ok(id) => return Ok(id),
+            Err(e)
+                if previewd::store::trouble(&e) == previewd::store::Trouble::Outage
+                    && started.elapsed() < STARTUP_STORE_WAIT =>
+            {
+                tracing::warn!(error = %e, "the database does not answer yet; the worker waits for it");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The pause before restarting a queue worker that stopped for the `restarts`-th time: 50 ms,
