@@ -260,6 +260,41 @@ pub struct Settings {
     /// bindings.
     #[arg(long, env = "WORKER_SERVICE_ACCOUNT", global = true)]
     pub worker_service_account: Option<String>,
+
+    /// ClusterRole of the dashboard's reads (pods, logs, events, usage) that the worker also
+    /// binds, in every namespace it creates, to APP_SERVICE_ACCOUNT; needs PREVIEW_ROLE.
+    #[arg(long, env = "VIEWER_ROLE", global = true)]
+    pub viewer_role: Option<String>,
+
+    /// The app's own ServiceAccount as `NAMESPACE/NAME`, the subject of VIEWER_ROLE's bindings.
+    #[arg(long, env = "APP_SERVICE_ACCOUNT", global = true)]
+    pub app_service_account: Option<String>,
+}
+
+/// A ClusterRole name and a `NAMESPACE/NAME` ServiceAccount, each checked and blamed on its
+/// setting.
+fn role_grant(
+    (role_key, role): (&'static str, &str),
+    (account_key, account): (&'static str, &str),
+) -> Result<RoleGrant, ConfigError> {
+    let subdomain_ok = role.len() <= 253
+        && role.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if !subdomain_ok {
+        return Err(ConfigError::new(
+            role_key,
+            format!("must be a ClusterRole name, got {role:?}"),
+        ));
+    }
+    let service_account =
+        parse_object_name(account).map_err(|p| ConfigError::new(account_key, p))?;
+    Ok(RoleGrant {
+        cluster_role: role.to_owned(),
+        service_account,
+    })
 }
 
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -391,6 +426,15 @@ pub struct NamespaceAccess {
     pub cluster_role: String,
     /// WORKER_SERVICE_ACCOUNT.
     pub service_account: SecretName,
+    /// VIEWER_ROLE for APP_SERVICE_ACCOUNT, bound beside it (None: the app reads nothing there).
+    pub viewer: Option<RoleGrant>,
+}
+
+/// A ClusterRole granted to one ServiceAccount in a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleGrant {
+    pub cluster_role: String,
+    pub service_account: SecretName,
 }
 
 /// Connections to the stores.
@@ -412,6 +456,8 @@ pub struct ServerConfig {
     pub operators: Vec<String>,
     /// How far Extend pushes a preview's expiry (PREVIEW_TTL).
     pub preview_ttl: Duration,
+    /// KUBECONFIG, for the dashboard's reads in preview namespaces (unset: in-cluster).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// What a worker needs beyond the stores.
@@ -711,6 +757,7 @@ impl Settings {
             operators,
             preview_ttl: parse_duration(&self.preview_ttl)
                 .map_err(|p| ConfigError::new("PREVIEW_TTL", p))?,
+            kubeconfig: self.kubeconfig.clone(),
         })
     }
 
@@ -894,7 +941,13 @@ impl Settings {
             .map(str::trim)
             .filter(|a| !a.is_empty());
         match (role, account) {
-            (None, None) => Ok(None),
+            (None, None) => match self.viewer_grant()? {
+                None => Ok(None),
+                Some(_) => Err(ConfigError::new(
+                    "VIEWER_ROLE",
+                    "needs PREVIEW_ROLE: the worker binds it beside its own role",
+                )),
+            },
             (Some(_), None) => Err(ConfigError::new(
                 "WORKER_SERVICE_ACCOUNT",
                 "is required with PREVIEW_ROLE: the NAMESPACE/NAME the role is bound to",
@@ -904,24 +957,37 @@ impl Settings {
                 "is required with WORKER_SERVICE_ACCOUNT: the ClusterRole to bind",
             )),
             (Some(role), Some(account)) => {
-                let subdomain_ok = role.len() <= 253
-                    && role.split('.').all(|l| {
-                        !l.is_empty()
-                            && l.bytes()
-                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    });
-                if !subdomain_ok {
-                    return Err(ConfigError::new(
-                        "PREVIEW_ROLE",
-                        format!("must be a ClusterRole name, got {role:?}"),
-                    ));
-                }
-                let service_account = parse_object_name(account)
-                    .map_err(|p| ConfigError::new("WORKER_SERVICE_ACCOUNT", p))?;
+                let worker =
+                    role_grant(("PREVIEW_ROLE", role), ("WORKER_SERVICE_ACCOUNT", account))?;
                 Ok(Some(NamespaceAccess {
-                    cluster_role: role.to_owned(),
-                    service_account,
+                    cluster_role: worker.cluster_role,
+                    service_account: worker.service_account,
+                    viewer: self.viewer_grant()?,
                 }))
+            }
+        }
+    }
+
+    /// VIEWER_ROLE and APP_SERVICE_ACCOUNT, both or neither (only with PREVIEW_ROLE).
+    fn viewer_grant(&self) -> Result<Option<RoleGrant>, ConfigError> {
+        let set = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        match (set(&self.viewer_role), set(&self.app_service_account)) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::new(
+                "APP_SERVICE_ACCOUNT",
+                "is required with VIEWER_ROLE: the NAMESPACE/NAME the role is bound to",
+            )),
+            (None, Some(_)) => Err(ConfigError::new(
+                "VIEWER_ROLE",
+                "is required with APP_SERVICE_ACCOUNT: the ClusterRole to bind",
+            )),
+            (Some(role), Some(account)) => {
+                role_grant(("VIEWER_ROLE", &role), ("APP_SERVICE_ACCOUNT", &account)).map(Some)
             }
         }
     }

@@ -55,6 +55,7 @@ async fn all_objects() -> Vec<Value> {
                     namespace: "previewd".into(),
                     name: "previewd-worker".into(),
                 },
+                viewer: None,
             },
         )),
     ];

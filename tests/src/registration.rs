@@ -235,6 +235,7 @@ pub async fn register_into_secret(
         preview_domain: "preview.example.test".to_owned(),
         operators: Vec::new(),
         preview_ttl: std::time::Duration::from_secs(72 * 3600),
+        kubeconfig: None,
     };
     let never_written = std::env::temp_dir()
         .join("previewd-tests")

@@ -34,6 +34,8 @@ pub const REPO: &str = "acme/web";
 pub const MAINTAINER: &str = "maya";
 /// A user without it.
 pub const OUTSIDER: &str = "otto";
+/// [`crate::kube::Target::client`] of the app's requests to the simulated cluster.
+pub const APP_CLIENT: &str = "previewd-app";
 /// How long a scenario waits for anything.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -166,7 +168,10 @@ impl Scenario {
         let settings = Cli::try_parse_from(&args)?.settings;
         let store_config = settings.store_config()?;
         let github = settings.github_config()?;
-        let server = settings.server_config()?;
+        let mut server = settings.server_config()?;
+        // The app reaches the cluster as a ServiceAccount of its own (requests tell it apart:
+        // `Target::client` is `APP_CLIENT`), the worker with the main kubeconfig.
+        server.kubeconfig = Some(kube.kubeconfig_for(APP_CLIENT)?);
         let worker_config = settings.worker_config()?;
 
         let (stop, stopped) = watch::channel(false);

@@ -88,6 +88,15 @@ impl Visitor {
         self.read(response).await
     }
 
+    /// GET a path of the app whose body streams (server-sent events): the response, its body
+    /// unread, for [`read_until`].
+    pub async fn open_stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let request = self
+            .with_cookie(self.http.get(format!("{}{path}", self.app_url)))
+            .header(header::ACCEPT, "text/event-stream");
+        Ok(request.send().await?)
+    }
+
     /// POST a form to a path of the app, with `headers` added.
     pub async fn post(
         &mut self,
@@ -155,6 +164,26 @@ impl Visitor {
 }
 
 /// The value of the first `name="csrf"` field in a page.
+/// Reads a streaming body into `seen` until it contains `needle` (within 30 s); false if the
+/// stream ended first.
+pub async fn read_until(
+    response: &mut reqwest::Response,
+    seen: &mut String,
+    needle: &str,
+) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .with_context(|| format!("waiting for {needle:?} in the stream; got {seen:?}"))??;
+        match chunk {
+            Some(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
 pub fn csrf_of(body: &str) -> Option<String> {
     let at = body.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
     let rest = &body[at..];

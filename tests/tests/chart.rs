@@ -18,7 +18,8 @@ use previewd_tests::{
     github::{GitHubSim, GitHubSimOptions},
     kube::{Behaviour, KubeSim, KubeSimOptions, Target},
     registration::{TEST_FIELD_MANAGER, register_into_secret},
-    scenario::{Options, REPO, Scenario},
+    scenario::{APP_CLIENT, MAINTAINER, Options, REPO, Scenario},
+    visitor::{Visitor, read_until},
     wait,
 };
 use serde::Deserialize as _;
@@ -248,6 +249,8 @@ fn config_keys_are_exactly_previewds_settings() {
         "GITHUB_APP_CREDENTIALS_SECRET",
         "PREVIEW_ROLE",
         "WORKER_SERVICE_ACCOUNT",
+        "VIEWER_ROLE",
+        "APP_SERVICE_ACCOUNT",
         "WORKER_NAME",
         "HELM_BIN",
         // In-cluster configuration: no kubeconfig.
@@ -400,7 +403,7 @@ fn the_service_monitor_scrapes_the_apps_metrics_port() {
 }
 
 #[test]
-fn the_credentials_secret_is_kept_and_the_app_has_no_token_without_registration() {
+fn the_credentials_secret_is_kept_and_the_app_has_a_token_only_when_it_has_rights() {
     let objects = defaults();
     let secret = named(&objects, "Secret", "previewd-github-app");
     assert_eq!(
@@ -425,14 +428,29 @@ fn the_credentials_secret_is_kept_and_the_app_has_no_token_without_registration(
     let by_hand = with_file(&chart_dir().join("ci/enterprise-server-values.yaml"));
     let app = named(&by_hand, "Deployment", "previewd-app");
     assert_eq!(
-        app["spec"]["template"]["spec"]["automountServiceAccountToken"],
-        false
+        app["spec"]["template"]["spec"]["automountServiceAccountToken"], true,
+        "the dashboard reads preview namespaces (through the viewer role the worker binds)"
     );
     assert!(
         kind(&by_hand, "Role").is_empty(),
-        "no Kubernetes right at all"
+        "no right in the release's namespace"
     );
     assert!(kind(&by_hand, "Secret").is_empty());
+    let no_rbac = render(&[
+        "--values".into(),
+        chart_dir()
+            .join("ci/enterprise-server-values.yaml")
+            .display()
+            .to_string(),
+        "--set".into(),
+        "rbac.create=false".into(),
+    ])
+    .expect("renders");
+    let app = named(&no_rbac, "Deployment", "previewd-app");
+    assert_eq!(
+        app["spec"]["template"]["spec"]["automountServiceAccountToken"], false,
+        "no registration, no viewer role: no token at all"
+    );
 }
 
 // ----- RBAC, compared with what previewd does -----
@@ -516,13 +534,41 @@ fn worker_env(objects: &[Value], name: &str) -> String {
         .unwrap_or_else(|| panic!("the worker gets {name}"))
 }
 
-/// The requests previewd's worker sent in a scenario (not the test's own).
+/// The requests previewd sent in a scenario (not the test's own): the worker's, and the app's
+/// (`Target::client` is `APP_CLIENT`).
 fn worker_targets(kube: &KubeSim) -> Vec<Target> {
     kube.requests()
         .by_target
         .into_keys()
         .filter(|t| t.field_manager.as_deref() != Some(TEST_FIELD_MANAGER))
         .collect()
+}
+
+/// A maintainer reads a running preview on the dashboard: the detail page (pods, the log, the
+/// attempt's events, usage) and the log followed live.
+async fn dashboard_reads(settings: Vec<String>) -> anyhow::Result<Vec<Target>> {
+    let mut options = Options::new(Engine::Sqlite).with_loopback_public_url()?;
+    options.settings.extend(settings);
+    let mut s = Scenario::start(options).await?;
+    let pr = s.open_pr_with_config("feature/look", READY_IMAGE).await;
+    let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+    let mut maya = Visitor::new(&s.app_url, MAINTAINER)?;
+    let page = maya.sign_in(&format!("/previews/{}", preview.id)).await?;
+    assert!(
+        page.body.contains("Events of the current attempt") && page.body.contains("CPU"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("may not read"), "{}", page.body);
+    let mut live = maya
+        .open_stream(&format!("/previews/{}/logs/stream", preview.id))
+        .await?;
+    let mut seen = String::new();
+    assert!(read_until(&mut live, &mut seen, "data: ").await?, "{seen}");
+    drop(live);
+    let targets = worker_targets(&s.kube);
+    s.stop().await?;
+    Ok(targets)
 }
 
 const READY_IMAGE: &str = "image: registry.example.test/acme/web:{sha}\nport: 8080\n";
@@ -714,9 +760,13 @@ async fn the_workers_rbac_is_exactly_what_it_uses() -> anyhow::Result<()> {
     let objects = defaults();
     let preview_role = worker_env(&objects, "PREVIEW_ROLE");
     let account = worker_env(&objects, "WORKER_SERVICE_ACCOUNT");
+    let viewer_role = worker_env(&objects, "VIEWER_ROLE");
+    let app_account = worker_env(&objects, "APP_SERVICE_ACCOUNT");
     let settings = vec![
         format!("--preview-role={preview_role}"),
         format!("--worker-service-account={account}"),
+        format!("--viewer-role={viewer_role}"),
+        format!("--app-service-account={app_account}"),
         format!("--helm-bin={}", helm().display()),
     ];
     let stories = futures::future::join_all([
@@ -727,12 +777,16 @@ async fn the_workers_rbac_is_exactly_what_it_uses() -> anyhow::Result<()> {
         Box::pin(crash_loop(settings.clone())),
         Box::pin(repository_chart(settings.clone())),
         Box::pin(orphan_sweep(settings.clone())),
+        Box::pin(dashboard_reads(settings.clone())),
     ])
     .await;
     let mut targets = Vec::new();
     for story in stories {
         targets.extend(story?);
     }
+    let (app_targets, targets): (Vec<Target>, Vec<Target>) = targets
+        .into_iter()
+        .partition(|t| t.client.as_deref() == Some(APP_CLIENT));
 
     // Where the worker worked: cluster-wide, and in namespaces it created itself — nowhere else.
     let created: BTreeSet<String> = targets
@@ -756,10 +810,15 @@ async fn the_workers_rbac_is_exactly_what_it_uses() -> anyhow::Result<()> {
             "{t:?} is in a namespace the worker did not create"
         );
     }
+    let binding_names = [
+        previewd::cluster::ACCESS_BINDING_NAME,
+        previewd::cluster::VIEWER_BINDING_NAME,
+    ];
     assert!(
-        bootstrap
-            .iter()
-            .all(|t| t.name.as_deref() == Some(previewd::cluster::ACCESS_BINDING_NAME)),
+        bootstrap.iter().all(|t| t
+            .name
+            .as_deref()
+            .is_some_and(|n| binding_names.contains(&n))),
         "{bootstrap:?}"
     );
 
@@ -803,8 +862,8 @@ async fn the_workers_rbac_is_exactly_what_it_uses() -> anyhow::Result<()> {
         if *permission == bind {
             assert_eq!(
                 names,
-                &vec![preview_role.clone()],
-                "bind only the preview role"
+                &vec![preview_role.clone(), viewer_role.clone()],
+                "bind only the preview and viewer roles"
             );
         } else {
             assert!(names.is_empty(), "{permission:?}");
@@ -818,6 +877,25 @@ async fn the_workers_rbac_is_exactly_what_it_uses() -> anyhow::Result<()> {
     assert_eq!(
         granted_preview, used_preview,
         "preview-namespace grants == use there (left: granted, right: used)"
+    );
+
+    // The app (the dashboard) reads only in namespaces the worker made, exactly what the viewer
+    // role grants; the chart binds it nothing itself (the worker does, per namespace).
+    assert!(!app_targets.is_empty(), "the dashboard read the cluster");
+    for t in &app_targets {
+        let ns = t.namespace.as_deref().unwrap_or_default();
+        assert!(created.contains(ns), "{t:?}: the app reads only previews");
+    }
+    assert!(bound_roles(&objects, "ClusterRoleBinding", &app_account).is_empty());
+    let viewer_grants = permissions_of(&named(&objects, "ClusterRole", &viewer_role)["rules"]);
+    assert!(viewer_grants.iter().all(|(_, names)| names.is_empty()));
+    let granted_viewer: BTreeSet<Permission> =
+        viewer_grants.iter().map(|(p, _)| p.clone()).collect();
+    let app_used: Vec<&Target> = app_targets.iter().collect();
+    assert_eq!(
+        granted_viewer,
+        permissions_used(&app_used),
+        "viewer grants == the dashboard's use (left: granted, right: used)"
     );
     Ok(())
 }

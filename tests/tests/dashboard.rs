@@ -431,3 +431,171 @@ async fn retry_a_failed_preview_and_refresh_an_expiring_sign_in_on_postgres() ->
     })
     .await
 }
+
+/// The first workload pod of `namespace` and its first container.
+fn workload_pod(s: &Scenario, namespace: &str) -> (String, String) {
+    s.kube
+        .list("pods", Some(namespace))
+        .into_iter()
+        .find_map(|p| {
+            let name = p["metadata"]["name"].as_str()?.to_owned();
+            let container = p["spec"]["containers"][0]["name"].as_str()?.to_owned();
+            Some((name, container))
+        })
+        .expect("a workload pod")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detail_page_shows_the_cluster_and_follows_a_log() -> anyhow::Result<()> {
+    scenario::run(options(Engine::Sqlite)?, async |s| {
+        let pr = s.open_pr_with_config("feature/logs", READY_IMAGE).await;
+        let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+        let page = format!("/previews/{}", preview.id);
+        let (pod, container) = workload_pod(s, &preview.namespace);
+        s.kube.write_log(
+            &preview.namespace,
+            &pod,
+            None,
+            "boot <script>alert(1)</script> token=ghp_supersecret123",
+        )?;
+
+        let mut maya = signed_in(s, MAINTAINER).await?;
+        // The list shows each live preview's use against its quota; an operator also sees what
+        // all live previews hold.
+        let list = maya.get("/previews").await?;
+        assert!(list.body.contains("CPU / memory"), "{}", list.body);
+        assert!(list.body.contains("m / 500m"), "{}", list.body);
+        assert!(!list.body.contains("live previews:"), "operators only");
+        let mut olga = signed_in(s, OPERATOR).await?;
+        let list = olga.get("/previews").await?;
+        assert!(
+            list.body
+                .contains("Held by <strong>1</strong> of 1 live previews:"),
+            "{}",
+            list.body
+        );
+        let detail = maya.get(&page).await?;
+        assert_eq!(detail.status, StatusCode::OK);
+        let body = &detail.body;
+        for part in [
+            "Usage",
+            "CPU",
+            "Memory",
+            "Events of the current attempt",
+            "Logs",
+        ] {
+            assert!(body.contains(part), "{part}: {body}");
+        }
+        assert!(
+            body.contains("Scheduled") || body.contains("Started"),
+            "events: {body}"
+        );
+        assert!(
+            body.contains(&format!("{container} ({pod})")),
+            "the picker lists it"
+        );
+        assert!(
+            body.contains("boot &lt;script&gt;alert(1)&lt;/script&gt;"),
+            "a log line is text: {body}"
+        );
+        assert!(!body.contains("<script>alert(1)"));
+        assert!(
+            !body.contains("ghp_supersecret123") && body.contains("token=[REDACTED]"),
+            "secrets in logs are redacted"
+        );
+        assert!(!body.contains("data-follow"), "following only when asked");
+
+        // The viewer's choices: tail, timestamps, the previous container.
+        let chosen = format!("{page}?c={pod}/{container}&tail=50&timestamps=1");
+        let shown = maya.get(&chosen).await?;
+        let today = chrono::Utc::now().format("%Y-%m-%dT").to_string();
+        assert!(shown.body.contains(&today), "timestamps: {}", shown.body);
+        assert!(shown.body.contains(r#"option value="50" selected"#));
+        let previous = maya.get(&format!("{page}?previous=1")).await?;
+        assert!(
+            previous.body.contains("Could not read this log")
+                && previous.body.contains("previous terminated container"),
+            "the cluster's reason, said: {}",
+            previous.body
+        );
+        // A pod of another namespace cannot be asked for: the viewer shows its own default.
+        let foreign = maya
+            .get(&format!("{page}?c=kube-apiserver/etcd&tail=7"))
+            .await?;
+        assert_eq!(foreign.status, StatusCode::OK);
+        assert!(
+            foreign
+                .body
+                .contains(&format!(r#"value="{pod}/{container}" selected"#))
+        );
+        let follow = maya.get(&format!("{page}?follow=1")).await?;
+        assert!(
+            follow.body.contains("data-follow=\"/previews/"),
+            "{}",
+            follow.body
+        );
+        assert!(
+            follow
+                .body
+                .contains(r#"<script src="/dashboard.js" defer>"#)
+        );
+
+        // Live follow over server-sent events: the tail, then each new line as written.
+        let stream = format!("{page}/logs/stream?c={pod}/{container}&tail=50");
+        let mut live = maya.open_stream(&stream).await?;
+        assert_eq!(live.status(), StatusCode::OK);
+        assert!(
+            live.headers()[reqwest::header::CONTENT_TYPE]
+                .to_str()?
+                .starts_with("text/event-stream")
+        );
+        let mut seen = String::new();
+        assert!(
+            previewd_tests::visitor::read_until(&mut live, &mut seen, "token=[REDACTED]").await?
+        );
+        assert!(!seen.contains("ghp_supersecret123"), "{seen}");
+        wait::until(
+            "the follow to reach the cluster",
+            scenario::DEADLINE,
+            || async { (s.kube.open_log_follows() == 1).then_some(()) },
+        )
+        .await?;
+        s.kube
+            .write_log(&preview.namespace, &pod, Some(&container), "GET /cart 200")?;
+        assert!(
+            previewd_tests::visitor::read_until(&mut live, &mut seen, "data: GET /cart 200\n")
+                .await?,
+            "{seen}"
+        );
+        drop(live);
+        wait::until(
+            "the follow to close with its reader",
+            scenario::DEADLINE,
+            || async { (s.kube.open_log_follows() == 0).then_some(()) },
+        )
+        .await?;
+
+        // A reader of the repository may read its logs (as its CI logs); anyone else finds no
+        // preview there.
+        let otto = signed_in(s, OUTSIDER).await?;
+        assert_eq!(otto.open_stream(&stream).await?.status(), StatusCode::OK);
+        let sam = signed_in(s, STRANGER).await?;
+        let answer = sam.open_stream(&stream).await?;
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+        let anonymous = Visitor::new(&s.app_url, STRANGER)?;
+        let answer = anonymous.open_stream(&stream).await?;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "sign in first");
+
+        // A preview being deleted ends a follow: the pod goes, the stream says so and ends.
+        let mut live = maya.open_stream(&stream).await?;
+        let mut seen = String::new();
+        assert!(previewd_tests::visitor::read_until(&mut live, &mut seen, "GET /cart 200").await?);
+        s.gh.close_pr(REPO, pr.number, false).await;
+        assert!(
+            previewd_tests::visitor::read_until(&mut live, &mut seen, "event: end").await?,
+            "{seen}"
+        );
+        Ok(())
+    })
+    .await
+}

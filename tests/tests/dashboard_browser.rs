@@ -1,6 +1,7 @@
 //! The dashboard in a real browser (headless Chromium over WebDriver): sign in with GitHub, see
-//! only your repositories' previews, filter, open a detail page, retry a failed preview and see
-//! it run, delete one with its confirmation and see the namespace go. Each step saves a
+//! only your repositories' previews, filter, open a detail page (its events and log), retry a
+//! failed preview and see it run, follow a log live and see a new line appear (and the stream
+//! close when the page goes), delete one with its confirmation and see the namespace go. Each step saves a
 //! screenshot into `target/dashboard-screenshots/`.
 
 use previewd_entity::PreviewStatus;
@@ -112,6 +113,10 @@ async fn a_maintainer_signs_in_filters_retries_and_deletes_in_a_browser() -> any
         let text = browser.wait_text("Attempts", None).await?;
         assert!(text.contains(&failed.namespace));
         assert!(text.contains("failed"));
+        // The cluster's side: the attempt's events and the crashing container's own words.
+        assert!(text.contains("Events of the current attempt"), "{text}");
+        assert!(text.contains("BackOff"), "the crash loop's events: {text}");
+        assert!(text.contains("panic: cache unavailable"), "its log: {text}");
         browser.screenshot("03-detail-failed").await?;
 
         // The cause is fixed; Retry deploys the head commit again and it runs.
@@ -129,8 +134,33 @@ async fn a_maintainer_signs_in_filters_retries_and_deletes_in_a_browser() -> any
         browser.wait_text("running", Some(&detail)).await?;
         browser.screenshot("04-retried-running").await?;
 
-        // Delete the other one: the form asks for its namespace.
+        // Follow the running one's log live: a line the pod writes appears without a reload,
+        // as text.
         let page = format!("{app}/previews/{}", running.id);
+        browser.goto(&format!("{page}?follow=1#logs")).await?;
+        let text = browser.wait_text("following live", None).await?;
+        assert!(text.contains("Usage") && text.contains("CPU"), "{text}");
+        let pod = s
+            .kube
+            .list("pods", Some(&running.namespace))
+            .into_iter()
+            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+            .expect("a running pod");
+        let line = "GET /checkout 200 <script>alert(1)</script>";
+        s.kube.write_log(&running.namespace, &pod, None, line)?;
+        browser.wait_text(line, None).await?;
+        assert_eq!(s.kube.open_log_follows(), 1, "one stream, the page's");
+        browser.screenshot("05-following-logs").await?;
+        // Leaving the page ends the stream, down to the cluster.
+        browser.goto(&format!("{app}/previews")).await?;
+        let kube = s.kube.clone();
+        wait::until("the followed log to close", scenario::DEADLINE, || {
+            let kube = kube.clone();
+            async move { (kube.open_log_follows() == 0).then_some(()) }
+        })
+        .await?;
+
+        // Delete the other one: the form asks for its namespace.
         browser.goto(&page).await?;
         browser
             .type_into("form.delete input[name=confirm]", &running.namespace)
@@ -146,7 +176,7 @@ async fn a_maintainer_signs_in_filters_retries_and_deletes_in_a_browser() -> any
         })
         .await?;
         browser.wait_text("deleted", Some(&page)).await?;
-        browser.screenshot("05-deleted").await?;
+        browser.screenshot("06-deleted").await?;
         browser.quit().await;
         Ok(())
     })

@@ -1262,3 +1262,93 @@ async fn discovery_version_and_pod_metrics() -> anyhow::Result<()> {
     assert_eq!(usage["memory"], "64Mi");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_logs_stream_written_lines_until_the_pod_goes() -> anyhow::Result<()> {
+    use futures::AsyncBufReadExt as _;
+    let (sim, client) = start(KubeSimOptions::default()).await?;
+    namespace(&client, "p1").await?;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "p1");
+    deploys
+        .patch(
+            "web",
+            &apply(),
+            &Patch::Apply(deployment("web", "ghcr.io/acme/web:1", 1)),
+        )
+        .await?;
+    let pod = wait_pod(&client, "p1", "app=web", "a running pod", |p| {
+        container_status(p).is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+    })
+    .await?;
+    let name = pod.name_any();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "p1");
+    assert!(
+        sim.write_log("p1", "nope", None, "x").is_err(),
+        "no such pod"
+    );
+    assert!(sim.write_log("p1", &name, Some("nope"), "x").is_err());
+    sim.write_log("p1", &name, None, "first written\nsecond written")?;
+
+    // A plain read: the image's own lines, then the written ones; the tail counts both.
+    let text = pods.logs(&name, &LogParams::default()).await?;
+    assert!(text.ends_with("first written\nsecond written\n"), "{text}");
+    let tail = LogParams {
+        tail_lines: Some(1),
+        ..LogParams::default()
+    };
+    assert_eq!(pods.logs(&name, &tail).await?, "second written\n");
+
+    // Followed: the tail, then each line as written; the pod's deletion ends the stream.
+    let follow = LogParams {
+        follow: true,
+        tail_lines: Some(1),
+        timestamps: true,
+        ..LogParams::default()
+    };
+    let mut lines = pods.log_stream(&name, &follow).await?.lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next())
+        .await?
+        .expect("a line")?;
+    assert!(first.ends_with(" second written"), "{first}");
+    until("the follow to open", Duration::from_secs(10), || async {
+        (sim.open_log_follows() == 1).then_some(())
+    })
+    .await?;
+    sim.write_log("p1", &name, None, "third written")?;
+    let next = tokio::time::timeout(Duration::from_secs(10), lines.next())
+        .await?
+        .expect("a line")?;
+    assert!(next.ends_with(" third written"), "{next}");
+    let at = next.split(' ').next().unwrap_or_default();
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
+    pods.delete(&name, &DeleteParams::default()).await?;
+    let end = tokio::time::timeout(Duration::from_secs(10), lines.next()).await?;
+    assert!(end.is_none(), "the stream ends with the pod: {end:?}");
+    until("the follow to close", Duration::from_secs(10), || async {
+        (sim.open_log_follows() == 0).then_some(())
+    })
+    .await?;
+
+    // A client that goes away closes its follow too.
+    let other = wait_pod(&client, "p1", "app=web", "the replacement pod", |p| {
+        p.name_any() != name
+            && container_status(p)
+                .is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+    })
+    .await?;
+    let stream = pods.log_stream(&other.name_any(), &follow).await?;
+    until(
+        "the second follow to open",
+        Duration::from_secs(10),
+        || async { (sim.open_log_follows() == 1).then_some(()) },
+    )
+    .await?;
+    drop(stream);
+    until(
+        "the dropped follow to close",
+        Duration::from_secs(10),
+        || async { (sim.open_log_follows() == 0).then_some(()) },
+    )
+    .await?;
+    Ok(())
+}

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::kinds::allowed_kind;
-use super::objects::{FIELD_MANAGER, access_binding};
+use super::objects::{FIELD_MANAGER, access_binding, viewer_binding};
 use crate::config::NamespaceAccess;
 use crate::sanitize::sanitize;
 
@@ -244,7 +244,8 @@ impl Cluster {
         serde_json::from_value(applied).map_err(|e| ClusterError::Decode(e.to_string()))
     }
 
-    /// Applies the worker's RoleBinding in `namespace`, then waits (up to [`BINDING_PATIENCE`])
+    /// Applies the worker's RoleBinding in `namespace` (and the app's viewer binding, when
+    /// configured), then waits (up to [`BINDING_PATIENCE`])
     /// until a namespaced read the role grants stops being refused: RBAC decisions come from a
     /// cache, and the objects applied next must not meet a 403 in the meantime.
     async fn bind_access(
@@ -253,17 +254,22 @@ impl Cluster {
         labels: BTreeMap<String, String>,
         access: &NamespaceAccess,
     ) -> Result<(), ClusterError> {
-        let binding = access_binding(namespace, labels, access);
-        let resource = ApiResource::erase::<k8s_openapi::api::rbac::v1::RoleBinding>(&());
-        let mut body =
-            serde_json::to_value(&binding).map_err(|e| ClusterError::Invalid(e.to_string()))?;
-        if let Some(map) = body.as_object_mut() {
-            map.insert("apiVersion".to_owned(), resource.api_version.clone().into());
-            map.insert("kind".to_owned(), resource.kind.clone().into());
+        let mut bindings = vec![access_binding(namespace, labels.clone(), access)];
+        if let Some(viewer) = &access.viewer {
+            bindings.push(viewer_binding(namespace, labels, viewer));
         }
-        let name = binding.metadata.name.clone().unwrap_or_default();
-        self.apply_value(&resource, Some(namespace), &name, &body)
-            .await?;
+        let resource = ApiResource::erase::<k8s_openapi::api::rbac::v1::RoleBinding>(&());
+        for binding in &bindings {
+            let mut body =
+                serde_json::to_value(binding).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+            if let Some(map) = body.as_object_mut() {
+                map.insert("apiVersion".to_owned(), resource.api_version.clone().into());
+                map.insert("kind".to_owned(), resource.kind.clone().into());
+            }
+            let name = binding.metadata.name.clone().unwrap_or_default();
+            self.apply_value(&resource, Some(namespace), &name, &body)
+                .await?;
+        }
         let quotas: Api<ResourceQuota> = Api::namespaced(self.client.clone(), namespace);
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(50);

@@ -17,18 +17,21 @@
 //!   remove a preview, list what this install owns.
 //! - `observe.rs` — waiting for the build and the workload, and classifying failures from the
 //!   current attempt's objects.
+//! - `inspect.rs` — what the dashboard reads: pods, logs (once or followed), the current
+//!   attempt's events, usage against the quota.
 //! - `apply.rs` — [`Cluster`]: server-side apply, deletes, [`ClusterError`] sorting retryable
 //!   trouble from rejections.
 //! - `credentials_secret.rs` — the one Secret the app may write: where the "Register GitHub
 //!   App" flow stores the App's credentials in the Helm chart.
 //!
-//! Only `apply.rs`, `observe.rs`, `preview.rs` and `credentials_secret.rs` do I/O against the
+//! Only `apply.rs`, `observe.rs`, `inspect.rs`, `preview.rs` and `credentials_secret.rs` do I/O against the
 //! cluster and only `helm.rs` runs a program; the rest is data in, objects out, checked by unit
 //! tests and against the Kubernetes schemas (`app/tests/k8s_schemas.rs`).
 
 mod apply;
 mod credentials_secret;
 pub mod helm;
+pub mod inspect;
 pub mod kinds;
 pub mod naming;
 pub mod objects;
@@ -42,9 +45,9 @@ pub use naming::{
     build_namespace_name, is_dns1123_label, is_label_value, label_value, namespace_name,
 };
 pub use objects::{
-    ACCESS_BINDING_NAME, BuildBudget, BuildSpec, EgressTarget, GuardRails, PreviewMeta, WebService,
-    access_binding, build_job, build_namespace, build_network_policies, build_quota, build_secret,
-    deployment, ingress, limit_range, namespace, network_policies, resource_quota, service,
-    to_apply_json,
+    ACCESS_BINDING_NAME, BuildBudget, BuildSpec, EgressTarget, GuardRails, PreviewMeta,
+    VIEWER_BINDING_NAME, WebService, access_binding, build_job, build_namespace,
+    build_network_policies, build_quota, build_secret, deployment, ingress, limit_range, namespace,
+    network_policies, resource_quota, service, to_apply_json, viewer_binding,
 };
 pub use preview::{BuildRequest, OwnedNamespace};

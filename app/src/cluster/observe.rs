@@ -303,7 +303,7 @@ impl Cluster {
     }
 
     /// The events of [`Self::scoped_events`], as objects, oldest first.
-    async fn scoped_event_objects(
+    pub(super) async fn scoped_event_objects(
         &self,
         namespace: &str,
         scope: &Scope,

@@ -1291,3 +1291,22 @@ pub async fn status_counts(db: &impl ConnectionTrait) -> Result<Vec<(String, u64
     out.push(("cleanups failed".to_owned(), failed_cleanups));
     Ok(out)
 }
+
+/// The namespaces of previews whose namespace holds a workload (building, deploying, running or
+/// failed), newest first, at most `limit`.
+pub async fn live_namespaces(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<String>, DbErr> {
+    preview::Entity::find()
+        .select_only()
+        .column(preview::Column::Namespace)
+        .filter(preview::Column::Status.is_in([
+            PreviewStatus::Building,
+            PreviewStatus::Deploying,
+            PreviewStatus::Running,
+            PreviewStatus::Failed,
+        ]))
+        .order_by_desc(preview::Column::Id)
+        .limit(limit)
+        .into_tuple::<String>()
+        .all(db)
+        .await
+}

@@ -49,6 +49,7 @@ impl AppState {
                 client.clone(),
                 github.oauth.clone(),
                 github.web_url.clone(),
+                server.kubeconfig.clone(),
             )),
             queues: Queues::new(stores.redis.clone(), &stores.redis_prefix),
             reporter: Reporter {

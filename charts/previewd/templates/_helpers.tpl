@@ -50,6 +50,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-preview" (include "previewd.fullname" .) -}}
 {{- end -}}
 
+{{/* The ClusterRole the worker binds to the app in each namespace it creates (VIEWER_ROLE). */}}
+{{- define "previewd.viewerRole" -}}
+{{- printf "%s-viewer" (include "previewd.fullname" .) -}}
+{{- end -}}
+
 {{/* The Secret the "Register GitHub App" page stores the App's credentials in. */}}
 {{- define "previewd.credentialsSecret" -}}
 {{- default (printf "%s-github-app" (include "previewd.fullname" .)) .Values.registration.secretName -}}

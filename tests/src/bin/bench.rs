@@ -28,12 +28,15 @@ use previewd_tests::{
     kube::{KubeSim, KubeSimOptions},
     process::{KEY_PATH, Running, status_kib},
     scenario::{MAINTAINER, REPO, fake_sha},
+    visitor::{Visitor, read_until},
     wait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 const SECRET: &str = "webhook-secret-value";
+/// The operator the dashboard phase signs in as (sees every preview).
+const OPERATOR: &str = "olga";
 
 fn bin(name: &str) -> PathBuf {
     let me = std::env::current_exe().unwrap_or_default();
@@ -135,6 +138,12 @@ fn configure(cmd: &mut Command, world: &World, database_url: &str, prefix: &str,
         .env("REDIS_URL", previewd_tests::redis_url())
         .env("REDIS_PREFIX", prefix)
         .env("KUBECONFIG", world.kube.kubeconfig_path())
+        .env("GITHUB_CLIENT_ID", world.gh.oauth_client_id())
+        .env(
+            "GITHUB_CLIENT_SECRET",
+            GitHubSimOptions::default().oauth_client_secret,
+        )
+        .env("OPERATORS", OPERATOR)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("WORKER_CONCURRENCY", "16")
         // Healing rounds run every few minutes in production; the bench counts per-PR calls.
@@ -527,20 +536,32 @@ async fn queue_latency() -> anyhow::Result<()> {
 
 /// The app and a worker as processes, with the simulated GitHub delivering to the app.
 fn start_app_and_worker(world: &World, db: &TestDatabase, prefix: &str) -> (Running, Running) {
+    let (app, worker, _) = start_app_and_worker_at(world, db, prefix);
+    (app, worker)
+}
+
+/// As [`start_app_and_worker`], with the app's URL (also its public URL, for sign-in).
+fn start_app_and_worker_at(
+    world: &World,
+    db: &TestDatabase,
+    prefix: &str,
+) -> (Running, Running, String) {
     let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
     let mut app_cmd = Command::new(bin("previewd"));
     configure(&mut app_cmd, world, &db.url, prefix, port);
+    app_cmd.env("PUBLIC_URL", &url);
     let app = Running::start(app_cmd);
     app.listen_addr();
     let mut worker_cmd = Command::new(bin("previewd-worker"));
     configure(&mut worker_cmd, world, &db.url, prefix, 0);
-    worker_cmd.env("WORKER_NAME", "bench-worker");
+    worker_cmd
+        .env("WORKER_NAME", "bench-worker")
+        .env("PUBLIC_URL", &url);
     let worker = Running::start(worker_cmd);
     worker.wait_for_line("worker running", Duration::from_secs(30));
-    world
-        .gh
-        .set_webhook_url(&format!("http://127.0.0.1:{port}/webhooks/github"));
-    (app, worker)
+    world.gh.set_webhook_url(&format!("{url}/webhooks/github"));
+    (app, worker, url)
 }
 
 /// Phase 4: cleanup with a realistic cluster — namespaces take 5 s to terminate, pods 2 s to
@@ -950,6 +971,137 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
     previewd_tests::clear_redis_prefix(&prefix).await
 }
 
+/// `n` GETs of `path` one after another: (p50, p99, bytes of the last answer).
+async fn page_times(
+    visitor: &mut Visitor,
+    path: &str,
+    n: usize,
+) -> anyhow::Result<(Duration, Duration, usize)> {
+    let mut times = Vec::with_capacity(n);
+    let mut bytes = 0;
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let page = visitor.get(path).await?;
+        times.push(t0.elapsed());
+        anyhow::ensure!(page.status == 200, "{path}: {}", page.status);
+        bytes = page.body.len();
+    }
+    times.sort();
+    Ok((percentile(&times, 0.50), percentile(&times, 0.99), bytes))
+}
+
+/// Phase 5: the dashboard over 500 running previews — the list page as an operator sees it (its
+/// totals add up every live preview's usage), a detail page (pods, log, events, usage read from
+/// the cluster), and a log line written in a pod until it arrives on the followed stream.
+async fn dashboard_pages(engine: Engine) -> anyhow::Result<()> {
+    const PREVIEWS: u64 = 500;
+    let world = world().await?;
+    let db = database(engine).await?;
+    let prefix = previewd_tests::redis_prefix();
+    let (app, worker, url) = start_app_and_worker_at(&world, &db, &prefix);
+    let opens = (0..PREVIEWS).map(|i| {
+        let gh = world.gh.clone();
+        async move {
+            gh.open_pr(
+                REPO,
+                NewPr {
+                    author: MAINTAINER.into(),
+                    head_ref: format!("dash/{i}"),
+                    head_sha: fake_sha(&format!("dash-{i}")),
+                    ..NewPr::default()
+                },
+            )
+            .await;
+        }
+    });
+    join_all(opens).await;
+    let conn = db.connect().await?;
+    let running = wait::until("500 previews running", Duration::from_secs(300), || async {
+        use sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
+        let n = previewd_entity::preview::Entity::find()
+            .filter(
+                previewd_entity::preview::Column::Status
+                    .eq(previewd_entity::PreviewStatus::Running),
+            )
+            .count(&conn)
+            .await
+            .unwrap_or(0);
+        (n >= PREVIEWS).then_some(n)
+    })
+    .await?;
+    let newest = {
+        use sea_orm::{EntityTrait as _, QueryOrder as _};
+        previewd_entity::preview::Entity::find()
+            .order_by_desc(previewd_entity::preview::Column::Id)
+            .one(&conn)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no preview"))?
+    };
+
+    let mut olga = Visitor::new(&url, OPERATOR)?;
+    let t0 = Instant::now();
+    olga.sign_in("/previews").await?;
+    let cold = t0.elapsed();
+    let (p50, p99, bytes) = page_times(&mut olga, "/previews", 50).await?;
+    println!(
+        "dashboard list, operator, {running} previews: first (sign-in + every usage read) {}; then p50 {}  p99 {}  {:.1} KB (50 loads)",
+        ms(cold),
+        ms(p50),
+        ms(p99),
+        bytes as f64 / 1024.0
+    );
+    let (p50, p99, bytes) = page_times(&mut olga, "/previews?q=Change&page=7", 50).await?;
+    println!(
+        "dashboard list, searched, page 7:      p50 {}  p99 {}  {:.1} KB (50 loads)",
+        ms(p50),
+        ms(p99),
+        bytes as f64 / 1024.0
+    );
+    let detail = format!("/previews/{}", newest.id);
+    let (p50, p99, bytes) = page_times(&mut olga, &detail, 50).await?;
+    println!(
+        "dashboard detail page:                 p50 {}  p99 {}  {:.1} KB (50 loads; pods, log, events, usage from the cluster)",
+        ms(p50),
+        ms(p99),
+        bytes as f64 / 1024.0
+    );
+
+    // A line written in the pod → the same line on the followed stream.
+    let pod = world
+        .kube
+        .list("pods", Some(&newest.namespace))
+        .into_iter()
+        .find_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+        .ok_or_else(|| anyhow::anyhow!("no pod in {}", newest.namespace))?;
+    let mut live = olga
+        .open_stream(&format!("{detail}/logs/stream?tail=50"))
+        .await?;
+    let mut seen = String::new();
+    anyhow::ensure!(read_until(&mut live, &mut seen, "data: ").await?, "no tail");
+    let mut latencies = Vec::new();
+    for i in 0..50 {
+        let line = format!("bench line {i}");
+        let t0 = Instant::now();
+        world.kube.write_log(&newest.namespace, &pod, None, &line)?;
+        anyhow::ensure!(
+            read_until(&mut live, &mut seen, &format!("data: {line}\n")).await?,
+            "the stream ended"
+        );
+        latencies.push(t0.elapsed());
+    }
+    drop(live);
+    latencies.sort();
+    println!(
+        "log line in the pod → followed stream: p50 {}  p99 {} (50 lines)",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99))
+    );
+    drop(worker);
+    drop(app);
+    db.drop_database().await?;
+    previewd_tests::clear_redis_prefix(&prefix).await
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let engine = match std::env::var("BENCH_DATABASE").as_deref() {
@@ -971,7 +1123,7 @@ async fn main() -> anyhow::Result<()> {
         chrono::Utc::now().format("%Y-%m-%d")
     );
     let phases = std::env::var("BENCH_PHASES")
-        .unwrap_or_else(|_| "intake,hostile,queue,lifecycles,cleanup".to_owned());
+        .unwrap_or_else(|_| "intake,hostile,queue,lifecycles,cleanup,dashboard".to_owned());
     if phases.contains("intake") {
         intake(engine).await?;
     }
@@ -986,6 +1138,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if phases.contains("cleanup") {
         realistic_cleanup(engine).await?;
+    }
+    if phases.contains("dashboard") {
+        dashboard_pages(engine).await?;
     }
     Ok(())
 }

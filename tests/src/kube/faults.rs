@@ -88,6 +88,9 @@ pub struct Target {
     pub name: Option<String>,
     /// The request's `fieldManager` query parameter, which tells clients apart.
     pub field_manager: Option<String>,
+    /// Who sent it: the name given to [`super::KubeSim::kubeconfig_for`] for the kubeconfig
+    /// used, `None` for the main one ([`super::KubeSim::kubeconfig_path`]).
+    pub client: Option<String>,
 }
 
 /// Request counters.

@@ -652,13 +652,98 @@ fn default_logs(pod: &Value, container: &str, image: &str) -> Vec<String> {
     }
 }
 
-/// `GET pods/{name}/log`: text lines, or the real server's 400s.
-pub(crate) fn logs(
+/// Lines written into containers by tests, after the lines their image prints at start.
+#[derive(Debug, Default)]
+pub(crate) struct WrittenLogs {
+    /// The sequence number of the last line written (over every container).
+    pub(crate) seq: u64,
+    /// (pod uid, container) → its written lines, oldest first.
+    lines: HashMap<(String, String), Vec<WrittenLine>>,
+}
+
+#[derive(Debug, Clone)]
+struct WrittenLine {
+    seq: u64,
+    at: DateTime<Utc>,
+    text: String,
+}
+
+impl WrittenLogs {
+    /// Appends `text` (one line per `\n`) to a container's log; returns the last sequence.
+    pub(crate) fn write(&mut self, uid: &str, container: &str, text: &str) -> u64 {
+        let lines = self
+            .lines
+            .entry((uid.to_owned(), container.to_owned()))
+            .or_default();
+        for line in text.lines() {
+            self.seq += 1;
+            lines.push(WrittenLine {
+                seq: self.seq,
+                at: Utc::now(),
+                text: line.to_owned(),
+            });
+        }
+        self.seq
+    }
+}
+
+/// One container's log, as a `pods/{name}/log` request named it.
+#[derive(Debug, Clone)]
+pub(crate) struct LogTarget {
+    pub(crate) uid: String,
+    pub(crate) container: String,
+    pub(crate) timestamps: bool,
+}
+
+impl LogTarget {
+    /// How a line reads on the wire.
+    pub(crate) fn render(&self, at: DateTime<Utc>, text: &str) -> String {
+        if self.timestamps {
+            format!(
+                "{} {text}\n",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            )
+        } else {
+            format!("{text}\n")
+        }
+    }
+
+    /// Written lines after sequence `seq`, rendered, and the last sequence among them.
+    pub(crate) fn after(&self, w: &World, seq: u64) -> (String, u64) {
+        let mut last = seq;
+        let mut out = String::new();
+        if let Some(lines) = w
+            .logs
+            .lines
+            .get(&(self.uid.clone(), self.container.clone()))
+        {
+            for l in lines.iter().filter(|l| l.seq > seq) {
+                out.push_str(&self.render(l.at, &l.text));
+                last = l.seq;
+            }
+        }
+        (out, last)
+    }
+}
+
+/// The uid and container names of pod `ns/name`, for [`super::KubeSim::write_log`].
+pub(crate) fn pod_containers(w: &World, ns: &str, name: &str) -> Option<(String, Vec<String>)> {
+    let pod = w.get_obj("pods", ns, name)?;
+    Some((
+        meta_str(pod, "uid").to_owned(),
+        containers(pod).into_iter().map(|(n, _)| n).collect(),
+    ))
+}
+
+/// `GET pods/{name}/log`: the log text `query` asks for (or the real server's 400s), what it
+/// was read from, and the last written line's sequence
+/// it includes (a follow continues after it).
+pub(crate) fn log_text(
     w: &World,
     ns: &str,
     name: &str,
     query: &HashMap<String, String>,
-) -> Result<String, ApiError> {
+) -> Result<(String, LogTarget, u64), ApiError> {
     let rd = resources::by_plural("pods").unwrap_or(&resources::RESOURCES[0]);
     let pod = w
         .get_obj("pods", ns, name)
@@ -711,12 +796,13 @@ pub(crate) fn logs(
         .and_then(|s| s.get("restartCount"))
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    if query.get("previous").is_some_and(|p| p == "true") && restart_count == 0 {
+    let previous = query.get("previous").is_some_and(|p| p == "true");
+    if previous && restart_count == 0 {
         return Err(ApiError::bad_request(format!(
             "previous terminated container {container:?} in pod {name:?} not found"
         )));
     }
-    let lines = match behaviour_for(w, pod, &image) {
+    let printed = match behaviour_for(w, pod, &image) {
         Behaviour::CrashLoopBackOff { logs } | Behaviour::JobFails { logs } => logs,
         Behaviour::OomKilled => {
             let mut l = default_logs(pod, &container, &image);
@@ -725,31 +811,35 @@ pub(crate) fn logs(
         }
         _ => default_logs(pod, &container, &image),
     };
-    let mut lines: Vec<String> = if query.get("timestamps").is_some_and(|t| t == "true") {
-        let start = w
-            .ctl
-            .pods
-            .get(meta_str(pod, "uid"))
-            .map_or_else(Utc::now, |s| s.wall);
-        lines
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let t = start + chrono::Duration::milliseconds(i64::try_from(i).unwrap_or(0));
-                format!(
-                    "{} {l}",
-                    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-                )
-            })
-            .collect()
-    } else {
-        lines
+    let target = LogTarget {
+        uid: meta_str(pod, "uid").to_owned(),
+        container,
+        timestamps: query.get("timestamps").is_some_and(|t| t == "true"),
     };
+    let start = w
+        .ctl
+        .pods
+        .get(&target.uid)
+        .map_or_else(Utc::now, |s| s.wall);
+    let mut lines: Vec<String> = printed
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let at = start + chrono::Duration::milliseconds(i64::try_from(i).unwrap_or(0));
+            target.render(at, &l)
+        })
+        .collect();
+    // The previous container printed only what its image prints; written lines are the
+    // current one's.
+    if !previous {
+        let (written, _) = target.after(w, 0);
+        lines.extend(written.lines().map(|l| format!("{l}\n")));
+    }
     if let Some(tail) = query.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
         let skip = lines.len().saturating_sub(tail);
         lines.drain(..skip);
     }
-    let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut text: String = lines.concat();
     if let Some(limit) = query
         .get("limitBytes")
         .and_then(|l| l.parse::<usize>().ok())
@@ -761,7 +851,7 @@ pub(crate) fn logs(
         }
         text.truncate(cut);
     }
-    Ok(text)
+    Ok((text, target, w.logs.seq))
 }
 
 fn pod_metrics(pod: &Value) -> Option<Value> {

@@ -23,6 +23,7 @@ mod defaults;
 mod events;
 mod faults;
 mod kubelet;
+mod logstream;
 mod quantity;
 mod resources;
 mod routes;
@@ -80,7 +81,13 @@ pub(crate) struct Shared {
     pub(crate) wake: Arc<Notify>,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) cut: tokio::sync::watch::Sender<u64>,
+    /// The sequence of the last log line written ([`KubeSim::write_log`]), for follows.
+    pub(crate) log_written: tokio::sync::watch::Sender<u64>,
+    /// Followed log streams open now.
+    pub(crate) log_follows: std::sync::atomic::AtomicUsize,
     pub(crate) token: String,
+    /// Tokens of the extra kubeconfigs ([`KubeSim::kubeconfig_for`]) → their names.
+    pub(crate) identities: Mutex<std::collections::HashMap<String, String>>,
     pub(crate) addr: SocketAddr,
 }
 
@@ -145,7 +152,10 @@ impl KubeSim {
             wake,
             faults: Mutex::new(Faults::default()),
             cut,
+            log_written: tokio::sync::watch::channel(0).0,
+            log_follows: std::sync::atomic::AtomicUsize::new(0),
             token: token.clone(),
+            identities: Mutex::default(),
             addr,
         });
 
@@ -190,6 +200,18 @@ impl KubeSim {
     /// The kubeconfig (server, a token user, current context set).
     pub fn kubeconfig_path(&self) -> PathBuf {
         self.inner.kubeconfig.clone()
+    }
+
+    /// Another kubeconfig for the same cluster with a token of its own, so requests sent with
+    /// it are told apart ([`Target::client`] is `name`) — a second ServiceAccount, as RBAC sees
+    /// it.
+    pub fn kubeconfig_for(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let token = format!("previewd-sim-{name}-{}", uuid::Uuid::new_v4().simple());
+        let path = self.inner.dir.join(format!("kubeconfig-{name}"));
+        std::fs::write(&path, kubeconfig_yaml(&self.url(), &token))
+            .with_context(|| format!("writing {}", path.display()))?;
+        lock(&self.shared().identities).insert(token, name.to_owned());
+        Ok(path)
     }
 
     /// A kube-rs client built from [`KubeSim::kubeconfig_path`], as previewd builds its own.
@@ -258,6 +280,41 @@ impl KubeSim {
             .by_image
             .insert(0, (image_substring.to_owned(), behaviour));
         w.poke();
+    }
+
+    /// Writes `text` (one line per `\n`) into the log of `container` (None: the pod's first)
+    /// of pod `namespace/pod`, as the program in it would; a follow streams it at once.
+    pub fn write_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        text: &str,
+    ) -> anyhow::Result<()> {
+        let seq = {
+            let mut w = lock(&self.shared().world);
+            let (uid, containers) = kubelet::pod_containers(&w, namespace, pod)
+                .with_context(|| format!("no pod {namespace}/{pod}"))?;
+            let container = match container {
+                Some(c) if containers.iter().any(|n| n == c) => c.to_owned(),
+                Some(c) => anyhow::bail!("pod {namespace}/{pod} has no container {c}"),
+                None => containers
+                    .first()
+                    .cloned()
+                    .with_context(|| format!("pod {namespace}/{pod} has no containers"))?,
+            };
+            w.logs.write(&uid, &container, text)
+        };
+        self.shared().log_written.send_replace(seq);
+        Ok(())
+    }
+
+    /// How many followed log streams (`follow=true`) are open now: one ends when its client
+    /// goes away, so a page that stopped following leaves none.
+    pub fn open_log_follows(&self) -> usize {
+        self.shared()
+            .log_follows
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Queues a fault.

@@ -9,9 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -20,7 +19,7 @@ use super::resources::{self, METRICS_GROUP, METRICS_VERSION, ResourceDef};
 use super::selectors::Selectors;
 use super::status::{ApiError, json_response};
 use super::verbs::{self, WriteOpts};
-use super::{Shared, kubelet, lock, watch};
+use super::{Shared, kubelet, lock, logstream, watch};
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -220,6 +219,7 @@ fn target(
         namespace,
         name,
         field_manager: q.get("fieldManager").cloned(),
+        client: None,
     })
 }
 
@@ -284,20 +284,29 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .collect();
     let route = parse(&path);
     let (verb, resource) = classify(&method, &route, &query, &parts.headers, &path);
+    // Some(None): the main kubeconfig's token; Some(Some(name)): one of kubeconfig_for's.
+    let identity: Option<Option<String>> = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|token| {
+            if token == shared.token {
+                Some(None)
+            } else {
+                lock(&shared.identities).get(token).cloned().map(Some)
+            }
+        });
     let fault = {
         let mut f = lock(&shared.faults);
         f.count(&verb, &resource);
-        if let Some(t) = target(&route, &verb, &resource, &query) {
+        if let Some(mut t) = target(&route, &verb, &resource, &query) {
+            t.client = identity.clone().flatten();
             f.count_target(t);
         }
         f.take(&verb, &resource)
     };
-    let authorized = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {}", shared.token));
-    if !authorized {
+    if identity.is_none() {
         return ApiError::unauthorized().into_response();
     }
     match fault {
@@ -434,7 +443,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     reason = "one request's parts, passed through"
 )]
 fn object(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     rd: &'static ResourceDef,
     ns: &str,
     name: &str,
@@ -450,16 +459,8 @@ fn object(
         None => {}
         Some("status") if rd.has_status => opts.status = true,
         Some("log") if rd.plural == "pods" && *method == Method::GET => {
-            let w = lock(&shared.world);
-            return match kubelet::logs(&w, ns, name, query) {
-                Ok(text) => (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "text/plain")],
-                    Body::from(text),
-                )
-                    .into_response(),
-                Err(e) => e.into_response(),
-            };
+            return logstream::respond(shared, ns, name, query)
+                .unwrap_or_else(|e| e.into_response());
         }
         Some(_) => return not_implemented(shared, method, path, 404),
     }

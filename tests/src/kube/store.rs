@@ -99,6 +99,8 @@ pub(crate) struct World {
     /// The last state of every object ever written, deleted ones included (what an audit log
     /// would show; tests read it for objects that lived only briefly).
     written: BTreeMap<Key, Value>,
+    /// Log lines tests wrote into running containers ([`super::KubeSim::write_log`]).
+    pub(crate) logs: super::kubelet::WrittenLogs,
 }
 
 /// The current time as the API server writes it (RFC 3339, seconds).
@@ -172,6 +174,7 @@ impl World {
             ctl: CtlState::default(),
             counter: 0,
             written: BTreeMap::new(),
+            logs: super::kubelet::WrittenLogs::default(),
         }
     }
 

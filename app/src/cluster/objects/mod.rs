@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::naming::{is_dns1123_label, label_value};
 use crate::units::Quantity;
 
-pub use access::{ACCESS_BINDING_NAME, access_binding};
+pub use access::{ACCESS_BINDING_NAME, VIEWER_BINDING_NAME, access_binding, viewer_binding};
 pub use build::{
     BUILD_DEADLINE_SECONDS, BUILD_SECRET_KEY, BUILD_SECRET_NAME, BUILD_TTL_SECONDS, BuildBudget,
     BuildSpec, EgressTarget, build_job, build_job_name, build_namespace, build_network_policies,

@@ -5,7 +5,10 @@
 //! - [`session`]: server-side sessions behind a `__Host-` cookie, CSRF tokens, the person's
 //!   GitHub tokens (refreshed one at a time per session).
 //! - [`pages`]: the HTML (maud templates: every value escaped at compile-checked insertion
-//!   points), no script; everything works with plain links and forms.
+//!   points); everything works with plain links and forms. One small script of our own
+//!   (`dashboard.js`, served from the binary) only adds the live follow of a log.
+//! - [`logs`]: what a detail page reads from the cluster (pods, the chosen log, the current
+//!   attempt's events, usage against the quota) and the followed log as server-sent events.
 //! - this module: the routes, who is asking ([`signed_in`]), and the actions, which are thin
 //!   adapters over [`crate::previews::service`] — the authorization check is
 //!   [`crate::previews::access`], never the page that showed a button.
@@ -14,12 +17,14 @@
 //! another site: previews run untrusted code on sibling subdomains, so `Sec-Fetch-Site:
 //! same-site` is refused like `cross-site`.
 
+pub mod logs;
 mod pages;
 pub mod session;
 mod signin;
 
 use std::{
     collections::HashMap,
+    path::PathBuf,
     sync::{Arc, Mutex, PoisonError},
 };
 
@@ -30,6 +35,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
+use previewd_entity::PreviewStatus;
 use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
@@ -37,6 +43,7 @@ use url::Url;
 use self::session::{Flash, Session};
 use super::AppState;
 use crate::{
+    cluster::{Cluster, ClusterError},
     config::OAuthClient,
     github::{GitHub, GitHubError},
     previews::{
@@ -59,16 +66,36 @@ pub struct Dashboard {
     pub access: Access,
     /// One lock per session while its GitHub token is refreshed.
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    kubeconfig: Option<PathBuf>,
+    /// Connected on first use (a cluster down at start-up costs pages their cluster part only).
+    cluster: tokio::sync::OnceCell<Cluster>,
+    /// Usage read lately, by namespace (the list pages').
+    usage: logs::UsageCache,
 }
 
 impl Dashboard {
-    pub fn new(github: GitHub, oauth: Option<OAuthClient>, web_url: Url) -> Self {
+    pub fn new(
+        github: GitHub,
+        oauth: Option<OAuthClient>,
+        web_url: Url,
+        kubeconfig: Option<PathBuf>,
+    ) -> Self {
         Self {
             oauth,
             web_url,
             access: Access::new(github),
             refreshing: Mutex::default(),
+            kubeconfig,
+            cluster: tokio::sync::OnceCell::new(),
+            usage: logs::UsageCache::default(),
         }
+    }
+
+    /// The cluster previews run in, connected on first use (a failure is tried again next time).
+    pub async fn cluster(&self) -> Result<&Cluster, ClusterError> {
+        self.cluster
+            .get_or_try_init(|| Cluster::connect(self.kubeconfig.as_deref()))
+            .await
     }
 }
 
@@ -78,7 +105,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/previews", get(list))
         .route("/previews/{id}", get(detail))
         .route("/previews/{id}/{verb}", post(act))
+        .route("/previews/{id}/logs/stream", get(logs::stream))
         .route("/dashboard.css", get(pages::stylesheet))
+        .route("/dashboard.js", get(pages::script))
         .merge(signin::routes())
 }
 
@@ -318,6 +347,31 @@ async fn list(
     } else {
         None
     };
+    // Usage for the rows whose namespace holds a workload, and for operators the sum over
+    // every live preview (the cache makes the rows' reads count for both).
+    let shown: Vec<String> = rows
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.preview.status,
+                PreviewStatus::Building
+                    | PreviewStatus::Deploying
+                    | PreviewStatus::Running
+                    | PreviewStatus::Failed
+            )
+        })
+        .map(|r| r.preview.namespace.clone())
+        .collect();
+    let usage = logs::usages(&state, &shown).await;
+    let cluster_totals = if who.actor.operator {
+        let live = records::live_namespaces(db, logs::TOTALS_OF)
+            .await
+            .map_err(|e| store_error(&e))?;
+        let all = logs::usages(&state, &live).await;
+        Some(logs::totals(live.len(), &all))
+    } else {
+        None
+    };
     let flash = take_flash(&state, &mut who.session).await;
     let view = pages::ListView {
         who: pages::Who::of(&who.actor, &who.session),
@@ -331,6 +385,8 @@ async fn list(
         search: query.q.as_deref().unwrap_or_default(),
         repositories: &repositories,
         totals: totals.as_deref(),
+        usage: &usage,
+        cluster_totals,
         flash: flash.as_ref(),
         web_url: &state.dashboard.web_url,
     };
@@ -396,6 +452,7 @@ async fn detail(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    query: Result<Query<logs::LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Stop> {
     let here = format!("/previews/{}", pages::path_safe(&id));
     let mut who = signed_in(&state, &headers, &here).await?;
@@ -419,11 +476,22 @@ async fn detail(
     let attempts = records::attempts_of(&state.stores.db, id, ATTEMPTS_SHOWN)
         .await
         .map_err(|e| store_error(&e))?;
+    // A malformed viewer query shows the default log rather than an error page.
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let cluster = if matches!(
+        row.preview.status,
+        PreviewStatus::Deleted | PreviewStatus::AwaitingApproval
+    ) {
+        None
+    } else {
+        Some(logs::gather(&state, &row.preview.namespace, attempts.first(), &query).await)
+    };
     let flash = take_flash(&state, &mut who.session).await;
     Ok(pages::detail(&pages::DetailView {
         who: pages::Who::of(&who.actor, &who.session),
         row: &row,
         attempts: &attempts,
+        cluster: cluster.as_ref(),
         can_act,
         flash: flash.as_ref(),
         web_url: &state.dashboard.web_url,

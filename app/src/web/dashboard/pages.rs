@@ -1,7 +1,8 @@
 //! The dashboard's HTML, as maud templates: a value reaches the page only through maud's
 //! escaping insertion (`(value)`), so a PR title or log line holding `<script>` shows as text.
-//! No page runs a script; filters are a GET form, actions are POST forms with the CSRF token,
-//! and every page is readable on a phone (one column below 48rem). Statuses carry words beside
+//! Filters and the log viewer are GET forms, actions are POST forms with the CSRF token; the
+//! one script (`dashboard.js`, ours) only adds the live follow of a log, so every page works
+//! without it; and every page is readable on a phone (one column below 48rem). Statuses carry words beside
 //! their colours.
 
 use std::collections::HashMap;
@@ -15,10 +16,13 @@ use maud::{DOCTYPE, Markup, html};
 use previewd_entity::{AttemptStatus, PreviewStatus, deploy_attempt};
 use url::Url;
 
+use super::logs::{Choice, ClusterTotals, ClusterView};
 use super::session::{Flash, Session};
+use crate::cluster::inspect::{EventView, LOG_TAILS, PodInfo, Usage};
 use crate::previews::{access::Actor, records::PreviewRow, service::status_word};
 
 const STYLESHEET: &str = include_str!("dashboard.css");
+const SCRIPT: &str = include_str!("dashboard.js");
 
 /// Every status a filter can ask for, in lifecycle order.
 pub const STATUSES: [PreviewStatus; 8] = [
@@ -92,8 +96,8 @@ fn respond(status: StatusCode, markup: Markup) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(
@@ -154,12 +158,18 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
 
 /// `GET /dashboard.css`
 pub async fn stylesheet() -> Response {
-    let mut response = STYLESHEET.into_response();
+    asset(STYLESHEET, "text/css; charset=utf-8")
+}
+
+/// `GET /dashboard.js`
+pub async fn script() -> Response {
+    asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
@@ -239,6 +249,10 @@ pub struct ListView<'a> {
     pub repositories: &'a [String],
     /// Operators: previews by status, and how many cleanups failed.
     pub totals: Option<&'a [(String, u64)]>,
+    /// Usage by namespace, for the rows that answered.
+    pub usage: &'a HashMap<String, Usage>,
+    /// Operators: what live previews hold in the cluster.
+    pub cluster_totals: Option<ClusterTotals>,
     pub flash: Option<&'a Flash>,
     pub web_url: &'a Url,
 }
@@ -275,6 +289,12 @@ pub fn list(v: &ListView<'_>) -> Response {
                 }
             }
         }
+        @if let Some(t) = v.cluster_totals {
+            section.totals aria-label="Cluster" {
+                span.total { "Held by " strong { (t.answered) } " of " (t.previews) " live previews:" }
+                (usage_figures(&t.usage))
+            }
+        }
         form.filters method="get" action="/previews" {
             label { "Status "
                 select name="status" {
@@ -302,7 +322,7 @@ pub fn list(v: &ListView<'_>) -> Response {
             table.previews {
                 thead { tr {
                     th { "Pull request" } th { "Status" } th { "Preview" } th { "Commit" }
-                    th { "Last deploy" } th { "Age" }
+                    th { "CPU / memory" } th { "Last deploy" } th { "Age" }
                 } }
                 tbody {
                     @for row in v.rows {
@@ -324,6 +344,11 @@ pub fn list(v: &ListView<'_>) -> Response {
                                 } @else { span.muted { "—" } }
                             }
                             td data-label="Commit" { code { (short(&row.preview.head_sha)) } }
+                            td data-label="CPU / memory" {
+                                @if let Some(u) = v.usage.get(&row.preview.namespace) {
+                                    (row_usage(u))
+                                } @else { span.muted { "—" } }
+                            }
                             td data-label="Last deploy" {
                                 @if let Some(a) = attempt {
                                     (attempt_word(a.status))
@@ -354,6 +379,8 @@ pub struct DetailView<'a> {
     pub who: Who<'a>,
     pub row: &'a PreviewRow,
     pub attempts: &'a [deploy_attempt::Model],
+    /// What the cluster shows (None: nothing to read there, e.g. a deleted preview).
+    pub cluster: Option<&'a ClusterView>,
     /// Whether to show the action buttons (the server checks again on every action).
     pub can_act: bool,
     pub flash: Option<&'a Flash>,
@@ -406,6 +433,10 @@ pub fn detail(v: &DetailView<'_>) -> Response {
                 }
             }
         }
+        @if let Some(c) = v.cluster {
+            h2 { "Usage" }
+            (usage(&c.usage))
+        }
         h2 { "Attempts" }
         @if v.attempts.is_empty() { p.muted { "No deploy attempts yet." } }
         ol.timeline {
@@ -424,6 +455,13 @@ pub fn detail(v: &DetailView<'_>) -> Response {
                 }
             }
         }
+        @if let Some(c) = v.cluster {
+            h2 id="events" { "Events of the current attempt" }
+            (events(&c.events))
+            h2 id="logs" { "Logs" }
+            (logs(p.id, c))
+            script src="/dashboard.js" defer {}
+        }
     };
     respond(
         StatusCode::OK,
@@ -434,4 +472,181 @@ pub fn detail(v: &DetailView<'_>) -> Response {
             body,
         ),
     )
+}
+
+/// Bytes as MiB (or GiB from 10 GiB), one decimal.
+fn human_bytes(bytes: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "shown with one decimal")]
+    let mib = bytes as f64 / f64::from(1u32 << 20);
+    if mib >= 10_240.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1} MiB")
+    }
+}
+
+/// One row's usage: used / quota for CPU and memory, flagged at 80 %.
+fn row_usage(u: &Usage) -> Markup {
+    let one = |used: Option<u64>, quota: Option<u64>, show: fn(u64) -> String| {
+        let percent = Usage::percent(used, quota);
+        html! {
+            span.warn[percent.is_some_and(|p| p >= 80)] {
+                (used.map_or_else(|| "?".to_owned(), show))
+                @if let Some(q) = quota { " / " (show(q)) }
+                @if percent.is_some_and(|p| p >= 80) { " ⚠ near quota" }
+            }
+        }
+    };
+    html! {
+        (one(u.cpu_used, u.cpu_quota, crate::units::format_cpu)) br;
+        (one(u.memory_used, u.memory_quota, human_bytes))
+    }
+}
+
+fn usage(u: &Result<Usage, String>) -> Markup {
+    let u = match u {
+        Ok(u) => u,
+        Err(why) => return html! { p.muted { "Usage unknown: " (why) "." } },
+    };
+    html! {
+        div.usage { (usage_figures(u)) }
+        @if u.cpu_used.is_none() { p.muted { "No metrics yet (is a metrics server installed?)." } }
+    }
+}
+
+/// CPU and memory, each used of quota (percent), flagged at 80 %.
+fn usage_figures(u: &Usage) -> Markup {
+    let one = |name: &str, used: Option<u64>, quota: Option<u64>, show: fn(u64) -> String| {
+        let percent = Usage::percent(used, quota);
+        let warn = percent.is_some_and(|p| p >= 80);
+        html! {
+            span.total.warn[warn] {
+                (name) " "
+                strong { (used.map_or_else(|| "unknown".to_owned(), show)) }
+                @if let Some(q) = quota { " of " (show(q)) }
+                @if let Some(p) = percent { " (" (p) " %)" }
+                @if warn { " · near the quota" }
+            }
+        }
+    };
+    html! {
+        (one("CPU", u.cpu_used, u.cpu_quota, crate::units::format_cpu))
+        (one("Memory", u.memory_used, u.memory_quota, human_bytes))
+    }
+}
+
+fn events(list: &Result<Vec<EventView>, String>) -> Markup {
+    match list {
+        Err(why) => html! { p.muted { "Events unknown: " (why) "." } },
+        Ok(list) if list.is_empty() => html! { p.muted { "No events for this attempt." } },
+        Ok(list) => html! {
+            table.events {
+                thead { tr { th { "Type" } th { "Reason" } th { "Object" } th { "Message" } th { "Seen" } } }
+                tbody {
+                    @for e in list {
+                        tr.warning[e.kind == "Warning"] {
+                            td { (e.kind) }
+                            td { (e.reason) }
+                            td { code { (e.object) } }
+                            td { (crate::sanitize::sanitize(&e.message, 500)) @if e.count > 1 { " (×" (e.count) ")" } }
+                            td { @if let Some(at) = e.at { (ago(at)) } }
+                        }
+                    }
+                }
+            }
+        },
+    }
+}
+
+fn logs(id: i64, c: &ClusterView) -> Markup {
+    let pods = match &c.pods {
+        Err(why) => return html! { p.muted { "Logs unavailable: " (why) "." } },
+        Ok(p) if p.is_empty() => return html! { p.muted { "No pods yet." } },
+        Ok(p) => p,
+    };
+    let Some(choice) = &c.choice else {
+        return html! { p.muted { "No containers yet." } };
+    };
+    html! {
+        (log_form(id, pods, choice))
+        @match &c.log {
+            Some(Ok(text)) => {
+                @if choice.follow {
+                    p.muted { "Live: " span id="follow-state" { "starting (needs JavaScript; reload for new lines without it)" } }
+                    pre.log id="log" data-follow={ "/previews/" (id) "/logs/stream?" (choice.query(false)) } { (text) }
+                } @else {
+                    pre.log id="log" { (text) }
+                }
+            }
+            Some(Err(why)) => p.problem { "Could not read this log: " (why) "." },
+            None => {}
+        }
+    }
+}
+
+fn log_form(id: i64, pods: &[PodInfo], choice: &Choice) -> Markup {
+    let r = &choice.request;
+    html! {
+        form.filters method="get" action={ "/previews/" (id) } {
+            label { "Container"
+                select name="c" {
+                    @for p in pods {
+                        optgroup label={ (p.name) " · " (p.phase) @if p.restarts > 0 { " · " (p.restarts) " restarts" } } {
+                            @for name in &p.containers {
+                                @let value = format!("{}/{}", p.name, name);
+                                option value=(value) selected[p.name == r.pod && *name == r.container] { (name) " (" (p.name) ")" }
+                            }
+                        }
+                    }
+                }
+            }
+            label { "Lines"
+                select name="tail" {
+                    @for t in LOG_TAILS { option value=(t) selected[t == r.tail] { (t) } }
+                }
+            }
+            label.check { input type="checkbox" name="timestamps" value="1" checked[r.timestamps]; "Timestamps" }
+            label.check { input type="checkbox" name="previous" value="1" checked[r.previous]; "Previous container" }
+            label.check { input type="checkbox" name="follow" value="1" checked[choice.follow]; "Follow live" }
+            button type="submit" { "Show" }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_near_the_quota_is_flagged_in_words() {
+        let calm = Usage {
+            cpu_used: Some(100),
+            cpu_quota: Some(500),
+            memory_used: Some(64 << 20),
+            memory_quota: Some(512 << 20),
+        };
+        let text = row_usage(&calm).into_string();
+        assert!(text.contains("100m / 500m"), "{text}");
+        assert!(text.contains("64.0 MiB / 512.0 MiB"), "{text}");
+        assert!(!text.contains("near quota"));
+        let busy = Usage {
+            memory_used: Some(450 << 20),
+            ..calm
+        };
+        let text = row_usage(&busy).into_string();
+        assert!(text.contains("near quota"), "{text}");
+        let figures = usage_figures(&busy).into_string();
+        assert!(
+            figures.contains("(87 %)") && figures.contains("near the quota"),
+            "{figures}"
+        );
+        let unknown = usage(&Ok(Usage {
+            cpu_used: None,
+            memory_used: None,
+            ..calm
+        }))
+        .into_string();
+        assert!(unknown.contains("No metrics yet"), "{unknown}");
+        assert!(human_bytes(20 << 30).contains("20.0 GiB"));
+    }
 }
