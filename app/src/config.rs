@@ -61,7 +61,8 @@ pub struct Settings {
     #[arg(long, env = "GITHUB_CLIENT_SECRET", global = true, hide_env_values = true, value_parser = secret)]
     pub github_client_secret: Option<SecretString>,
 
-    /// GitHub logins, comma-separated, who see and act on every preview on the dashboard.
+    /// GitHub logins and organization teams (`org/team-slug`), comma-separated, who see and act
+    /// on every preview on the dashboard.
     #[arg(long, env = "OPERATORS", global = true, default_value = "")]
     pub operators: String,
 
@@ -454,6 +455,8 @@ pub struct ServerConfig {
     pub preview_domain: String,
     /// Lowercase GitHub logins who see and act on every preview (OPERATORS).
     pub operators: Vec<String>,
+    /// Lowercase (organization, team slug) whose active members are operators too (OPERATORS).
+    pub operator_teams: Vec<(String, String)>,
     /// How far Extend pushes a preview's expiry (PREVIEW_TTL).
     pub preview_ttl: Duration,
     /// KUBECONFIG, for the dashboard's reads in preview namespaces (unset: in-cluster).
@@ -736,25 +739,49 @@ impl Settings {
             })?,
         };
         let mut operators = Vec::new();
-        for login in self
+        let mut operator_teams = Vec::new();
+        let login_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 39
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        for entry in self
             .operators
             .split(',')
             .map(str::trim)
             .filter(|l| !l.is_empty())
         {
-            if !login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || login.len() > 39 {
-                return Err(ConfigError::new(
+            let refuse = || {
+                ConfigError::new(
                     "OPERATORS",
-                    format!("must be GitHub logins separated by commas, got {login:?}"),
-                ));
+                    format!(
+                        "must be GitHub logins or organization teams (org/team-slug) separated \
+                         by commas, got {entry:?}"
+                    ),
+                )
+            };
+            match entry.split_once('/') {
+                Some((org, team)) => {
+                    let team_ok = !team.is_empty()
+                        && team.len() <= 100
+                        && team
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                    if !login_ok(org) || !team_ok {
+                        return Err(refuse());
+                    }
+                    operator_teams.push((org.to_ascii_lowercase(), team.to_ascii_lowercase()));
+                }
+                None if login_ok(entry) => operators.push(entry.to_ascii_lowercase()),
+                None => return Err(refuse()),
             }
-            operators.push(login.to_ascii_lowercase());
         }
         Ok(ServerConfig {
             listen_addr,
             public_url,
             preview_domain: self.preview_domain()?,
             operators,
+            operator_teams,
             preview_ttl: parse_duration(&self.preview_ttl)
                 .map_err(|p| ConfigError::new("PREVIEW_TTL", p))?,
             kubeconfig: self.kubeconfig.clone(),
@@ -1260,6 +1287,64 @@ mod tests {
         assert_eq!(worker.cleanup_timeout, Duration::from_secs(300));
         let store = s.store_config().expect("valid");
         assert_eq!(store.redis_prefix, "previewd");
+    }
+
+    #[test]
+    fn operators_are_logins_and_teams() {
+        let server = with(&["--operators=Olga, acme/Platform-Team ,bob"])
+            .server_config()
+            .expect("valid");
+        assert_eq!(server.operators, vec!["olga".to_owned(), "bob".to_owned()]);
+        assert_eq!(
+            server.operator_teams,
+            vec![("acme".to_owned(), "platform-team".to_owned())]
+        );
+        for bad in [
+            "a b",
+            "acme/",
+            "/team",
+            "acme/te am",
+            "a/b/c",
+            "x".repeat(40).as_str(),
+        ] {
+            let e = with(&[&format!("--operators={bad}")])
+                .server_config()
+                .expect_err(bad);
+            assert!(e.to_string().contains("OPERATORS"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_viewer_role_comes_with_the_apps_account_and_the_preview_role() {
+        let worker = [
+            "--preview-role=previewd-preview",
+            "--worker-service-account=previewd/previewd-worker",
+        ];
+        let mut args = worker.to_vec();
+        args.extend([
+            "--viewer-role=previewd-viewer",
+            "--app-service-account=previewd/previewd-app",
+        ]);
+        let access = with(&args)
+            .worker_config()
+            .expect("valid")
+            .namespace_access
+            .expect("access");
+        let viewer = access.viewer.expect("viewer");
+        assert_eq!(viewer.cluster_role, "previewd-viewer");
+        assert_eq!(viewer.service_account.name, "previewd-app");
+        let mut half = worker.to_vec();
+        half.push("--viewer-role=previewd-viewer");
+        let e = with(&half).worker_config().expect_err("half");
+        assert!(e.to_string().contains("APP_SERVICE_ACCOUNT"), "{e}");
+        let e = with(&["--viewer-role=v", "--app-service-account=p/a"])
+            .worker_config()
+            .expect_err("no preview role");
+        assert!(e.to_string().contains("VIEWER_ROLE"), "{e}");
+        let mut bad = worker.to_vec();
+        bad.extend(["--viewer-role=Not A Role", "--app-service-account=p/a"]);
+        let e = with(&bad).worker_config().expect_err("bad role");
+        assert!(e.to_string().contains("VIEWER_ROLE"), "{e}");
     }
 
     #[test]

@@ -234,6 +234,7 @@ pub async fn register_into_secret(
         public_url: url::Url::parse(&app_url)?,
         preview_domain: "preview.example.test".to_owned(),
         operators: Vec::new(),
+        operator_teams: Vec::new(),
         preview_ttl: std::time::Duration::from_secs(72 * 3600),
         kubeconfig: None,
     };

@@ -599,3 +599,54 @@ async fn the_detail_page_shows_the_cluster_and_follows_a_log() -> anyhow::Result
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_an_operators_team_see_everything_while_they_are_members() -> anyhow::Result<()>
+{
+    const TINA: &str = "tina";
+    let mut options = Options::new(Engine::Sqlite).with_loopback_public_url()?;
+    // A team of the installed organization, and one of an organization without the App.
+    options
+        .settings
+        .push("--operators=acme/platform,globex/ops".to_owned());
+    scenario::run(options, async |s| {
+        let pr = s.open_pr_with_config("feature/team", READY_IMAGE).await;
+        let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+        let page = format!("/previews/{}", preview.id);
+        s.gh.add_team_member("acme", "platform", TINA);
+        s.gh.add_team_member("globex", "ops", STRANGER);
+
+        // Tina reaches no repository herself; as a member of acme/platform she sees and acts.
+        let mut tina = signed_in(s, TINA).await?;
+        let list = tina.get("/previews").await?;
+        assert!(
+            list.body.contains("operator"),
+            "named an operator: {}",
+            list.body
+        );
+        assert!(list.body.contains(&page), "{}", list.body);
+        let detail = tina.get(&page).await?;
+        assert_eq!(detail.status, StatusCode::OK);
+        assert!(detail.body.contains("/redeploy\""), "operators act");
+        let calls = s.gh.calls();
+        assert!(
+            calls
+                .by_route
+                .contains_key("GET /orgs/{org}/teams/{team}/memberships/{name}"),
+            "{:?}",
+            calls.by_route.keys().collect::<Vec<_>>()
+        );
+
+        // A team of an organization without the App makes nobody an operator.
+        let mut sam = signed_in(s, STRANGER).await?;
+        assert_eq!(sam.get(&page).await?.status, StatusCode::NOT_FOUND);
+
+        // Out of the team, signed in again: back to what she reaches herself (nothing).
+        s.gh.remove_team_member("acme", "platform", TINA);
+        assert_eq!(tina.act("/auth/logout", &[]).await?.status, StatusCode::OK);
+        let mut tina = signed_in(s, TINA).await?;
+        assert_eq!(tina.get(&page).await?.status, StatusCode::NOT_FOUND);
+        Ok(())
+    })
+    .await
+}

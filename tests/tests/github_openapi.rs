@@ -61,6 +61,8 @@ const USED: &[&str] = &[
     "GET /repos/{owner}/{repo}/deployments",
     "POST /repos/{owner}/{repo}/deployments/{id}/statuses",
     "GET /repos/{owner}/{repo}/deployments/{id}/statuses",
+    // Operators named by team.
+    "GET /orgs/{org}/teams/{team}/memberships/{name}",
     // With a person's own token (the dashboard).
     "GET /user",
     "GET /user/installations",
@@ -113,6 +115,14 @@ async fn exercise(sim: &GitHubSim, github: &GitHub, inst: i64) {
             .permission(inst, &repo, who)
             .await
             .expect("permission");
+    }
+    sim.add_team_member("acme", "platform", "olga");
+    for (who, member) in [("olga", true), ("nobody", false)] {
+        let answer = github
+            .team_member(inst, "acme", "platform", who)
+            .await
+            .expect("membership");
+        assert_eq!(answer, member, "{who}");
     }
     github
         .file(inst, &repo, ".github/preview.yml", "main")

@@ -731,6 +731,9 @@ fn route_template(path: &str) -> String {
         let previous = if i > 0 { segments[i - 1] } else { "" };
         let templated = match previous {
             "repos" => "{owner}",
+            "orgs" => "{org}",
+            "teams" => "{team}",
+            "memberships" => "{name}",
             _ if i >= 2 && segments[i - 2] == "repos" => "{repo}",
             _ if s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty() => "{id}",
             "labels" | "collaborators" | "commits" => "{name}",
@@ -788,6 +791,10 @@ mod tests {
         assert_eq!(
             route_template("/repos/acme/web/contents/.github/preview.yml?ref=abc"),
             "/repos/{owner}/{repo}/contents/{path}"
+        );
+        assert_eq!(
+            route_template("/orgs/acme/teams/platform/memberships/olga"),
+            "/orgs/{org}/teams/{team}/memberships/{name}"
         );
         assert_eq!(
             route_template("/app/installations/42/access_tokens"),

@@ -1,7 +1,8 @@
 //! Who may see and do what with a preview: the one authorization check of every page and action
 //! (the dashboard's now; the REST API's and MCP's use the same [`Access::check`]).
 //!
-//! - **Operators** (the `OPERATORS` logins) see and act on every preview.
+//! - **Operators** (the `OPERATORS` logins, and the active members of the teams it names, asked
+//!   of GitHub with the organization's installation token) see and act on every preview.
 //! - Anyone else **sees** the previews of exactly the repositories they can reach through the
 //!   App's installations, as GitHub lists them for their own token (`GET /user/installations`
 //!   and each installation's repositories). A preview outside them does not exist for them: the
@@ -100,6 +101,16 @@ pub struct Access {
     github: GitHub,
     reach: Mutex<HashMap<i64, Reach>>,
     writers: Mutex<HashMap<(i64, String), (Instant, bool)>>,
+    /// Lowercase login → (when, member of an operators' team).
+    team_operators: Mutex<HashMap<String, (Instant, bool)>>,
+}
+
+/// An operators' team: its organization's installation, the organization, the team's slug.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorTeam {
+    pub installation: i64,
+    pub org: String,
+    pub team: String,
 }
 
 impl Access {
@@ -108,7 +119,54 @@ impl Access {
             github,
             reach: Mutex::default(),
             writers: Mutex::default(),
+            team_operators: Mutex::default(),
         }
+    }
+
+    /// Whether `login` is an active member of any of `teams` (cached [`ACCESS_TTL`]). A team
+    /// GitHub cannot be asked about counts as not: the person is then shown what they reach
+    /// themselves, never more.
+    pub async fn in_operator_team(&self, login: &str, teams: &[OperatorTeam]) -> bool {
+        if teams.is_empty() {
+            return false;
+        }
+        let key = login.to_ascii_lowercase();
+        let cached = self
+            .team_operators
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .filter(|(at, _)| at.elapsed() < ACCESS_TTL)
+            .map(|(_, member)| *member);
+        if let Some(member) = cached {
+            return member;
+        }
+        let mut member = false;
+        for t in teams {
+            match self
+                .github
+                .team_member(t.installation, &t.org, &t.team, login)
+                .await
+            {
+                Ok(true) => {
+                    member = true;
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        team = %format!("{}/{}", t.org, t.team),
+                        "could not ask GitHub for an operators' team's members (does the App have members: read?)"
+                    );
+                }
+            }
+        }
+        self.team_operators
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, (Instant::now(), member));
+        member
     }
 
     /// The actor for a signed-in person: their reach from the cache, else from GitHub with the
@@ -217,5 +275,9 @@ impl Access {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(_, l), _| *l != login);
+        self.team_operators
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&login);
     }
 }

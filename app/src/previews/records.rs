@@ -1310,3 +1310,22 @@ pub async fn live_namespaces(db: &impl ConnectionTrait, limit: u64) -> Result<Ve
         .all(db)
         .await
 }
+
+/// The live (not deleted) installations on the accounts `logins` (lowercase): login → id.
+pub async fn installations_of_accounts(
+    db: &impl ConnectionTrait,
+    logins: &[String],
+) -> Result<std::collections::HashMap<String, i64>, DbErr> {
+    let rows = installation::Entity::find()
+        .filter(installation::Column::DeletedAt.is_null())
+        .filter(
+            lower(installation::Entity, installation::Column::AccountLogin)
+                .is_in(logins.iter().cloned()),
+        )
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|i| (i.account_login.to_ascii_lowercase(), i.id))
+        .collect())
+}

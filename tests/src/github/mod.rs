@@ -233,6 +233,26 @@ impl GitHubSim {
     }
 
     /// Gives `login` a role on the repository: admin, maintain, write, triage, read or none.
+    /// Makes `login` an active member of team `team` (its slug) of organization `org`.
+    pub fn add_team_member(&self, org: &str, team: &str, login: &str) {
+        let mut st = self.shared().lock();
+        st.teams
+            .entry((org.to_ascii_lowercase(), team.to_ascii_lowercase()))
+            .or_default()
+            .insert(login.to_ascii_lowercase());
+    }
+
+    /// Ends `login`'s membership of team `team` of `org`.
+    pub fn remove_team_member(&self, org: &str, team: &str, login: &str) {
+        let mut st = self.shared().lock();
+        if let Some(members) = st
+            .teams
+            .get_mut(&(org.to_ascii_lowercase(), team.to_ascii_lowercase()))
+        {
+            members.remove(&login.to_ascii_lowercase());
+        }
+    }
+
     pub fn set_permission(&self, repo: &str, login: &str, permission: &str) {
         assert!(
             ["admin", "maintain", "write", "triage", "read", "none"].contains(&permission),

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::{
-    api::{app, checks, deployments, issues, new_app, oauth, repos},
+    api::{app, checks, deployments, issues, new_app, oauth, orgs, repos},
     encoding::percent_decode,
     reply::{ApiResult, Req},
     state::Shared,
@@ -77,6 +77,7 @@ const ISSUES_R: Option<(&str, &str)> = Some(("issues", "read"));
 const ISSUES_W: Option<(&str, &str)> = Some(("issues", "write"));
 const DEPLOY_R: Option<(&str, &str)> = Some(("deployments", "read"));
 const DEPLOY_W: Option<(&str, &str)> = Some(("deployments", "write"));
+const MEMBERS: Option<(&str, &str)> = Some(("members", "read"));
 
 #[rustfmt::skip]
 pub(crate) static ROUTES: &[Route] = &[
@@ -108,6 +109,8 @@ pub(crate) static ROUTES: &[Route] = &[
     r("GET", "/repos/{owner}/{repo}/collaborators/{name}/permission", Inst, META, repos::permission),
     r("GET", "/repos/{owner}/{repo}/contents", Inst, CONTENTS, repos::contents),
     r("GET", "/repos/{owner}/{repo}/contents/{path}", Inst, CONTENTS, repos::contents),
+    // Organization teams (installation token of the organization's installation).
+    r("GET", "/orgs/{org}/teams/{team}/memberships/{name}", Inst, MEMBERS, orgs::team_membership),
     // Check runs.
     r("POST", "/repos/{owner}/{repo}/check-runs", Inst, CHECKS_W, checks::create),
     r("GET", "/repos/{owner}/{repo}/check-runs/{id}", Inst, CHECKS_R, checks::get),

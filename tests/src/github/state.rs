@@ -35,6 +35,7 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("contents", "read"),
     ("deployments", "write"),
     ("issues", "write"),
+    ("members", "read"),
     ("metadata", "read"),
     ("pull_requests", "read"),
 ];
@@ -481,6 +482,8 @@ pub(crate) struct State {
     pub refresh_tokens: HashMap<String, UserToken>,
     /// A test's override of how long user-to-server tokens live.
     pub user_token_lifetime: Option<chrono::Duration>,
+    /// Organization teams: (org, team slug), lowercase → member logins, lowercase.
+    pub teams: BTreeMap<(String, String), BTreeSet<String>>,
 }
 
 /// A code from `GET /login/oauth/authorize`, waiting to be exchanged.

@@ -8,11 +8,13 @@
 //!   repositories.
 //! - [`app`]: installations, scoped installation tokens, the webhook delivery log, redelivery.
 //! - [`checks`], [`comments`], [`deployments`]: what previewd shows on a pull request.
+//! - [`orgs`]: team membership (operators named by team).
 
 pub mod app;
 pub mod checks;
 pub mod comments;
 pub mod deployments;
+pub mod orgs;
 pub mod repos;
 
 use std::time::{Duration, SystemTime};

@@ -47,7 +47,7 @@ use crate::{
     config::OAuthClient,
     github::{GitHub, GitHubError},
     previews::{
-        access::{Access, Actor, Denied},
+        access::{Access, Actor, Denied, OperatorTeam},
         records::{self, PreviewFilter},
         service::{Service, ServiceError},
     },
@@ -175,11 +175,15 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<
     let Some(user) = session.user.clone() else {
         return Err(Stop::SignIn(here.to_owned()));
     };
+    let dashboard = &state.dashboard;
     let operator = state
         .server
         .operators
-        .contains(&user.login.to_ascii_lowercase());
-    let dashboard = &state.dashboard;
+        .contains(&user.login.to_ascii_lowercase())
+        || dashboard
+            .access
+            .in_operator_team(&user.login, &operator_teams(state).await)
+            .await;
     let actor = dashboard
         .access
         .actor(user.id, &user.login, operator, async || {
@@ -198,6 +202,33 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<
             Err(unavailable("GitHub"))
         }
     }
+}
+
+/// The operators' teams of `OPERATORS` whose organization has the App installed (a team of an
+/// organization without it cannot be asked about, and makes nobody an operator).
+async fn operator_teams(state: &AppState) -> Vec<OperatorTeam> {
+    let teams = &state.server.operator_teams;
+    if teams.is_empty() {
+        return Vec::new();
+    }
+    let orgs: Vec<String> = teams.iter().map(|(org, _)| org.clone()).collect();
+    let installations = match records::installations_of_accounts(&state.stores.db, &orgs).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: could not read the installations of operators' teams");
+            return Vec::new();
+        }
+    };
+    teams
+        .iter()
+        .filter_map(|(org, team)| {
+            Some(OperatorTeam {
+                installation: *installations.get(org)?,
+                org: org.clone(),
+                team: team.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The person's current GitHub token, refreshed first when it is about to expire — by one

@@ -10,4 +10,5 @@ pub(crate) mod deployments;
 pub(crate) mod issues;
 pub(crate) mod new_app;
 pub(crate) mod oauth;
+pub(crate) mod orgs;
 pub(crate) mod repos;
