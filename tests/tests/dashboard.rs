@@ -416,6 +416,15 @@ async fn retry_a_failed_preview_and_refresh_an_expiring_sign_in_on_postgres() ->
         assert!(found.body.contains(&page));
         let none = maya.get("/previews?q=fl_ky").await?;
         assert!(!none.body.contains(&page), "_ is literal");
+        // The operators' totals are counted by PostgreSQL (GROUP BY status, cleanup failed).
+        let mut olga = signed_in(s, OPERATOR).await?;
+        let list = olga.get("/previews").await?;
+        assert!(
+            list.body.contains("<strong>1</strong> failed")
+                && list.body.contains("<strong>0</strong> cleanups failed"),
+            "{}",
+            list.body
+        );
 
         // The fix lands in the cluster; Retry deploys the same commit again and it runs.
         s.kube

@@ -1273,18 +1273,27 @@ pub async fn repository_names(
 /// How many previews are in each status (those not deleted), and how many cleanups failed, as
 /// `(words, count)` for the operators' totals.
 pub async fn status_counts(db: &impl ConnectionTrait) -> Result<Vec<(String, u64)>, DbErr> {
-    let previews = preview::Entity::find()
+    // Counted by the database (GROUP BY), not by loading every preview.
+    let rows: Vec<(PreviewStatus, bool, i64)> = preview::Entity::find()
+        .select_only()
+        .column(preview::Column::Status)
+        .column(preview::Column::CleanupFailed)
+        .column_as(preview::Column::Id.count(), "n")
         .filter(preview::Column::Status.ne(PreviewStatus::Deleted))
+        .group_by(preview::Column::Status)
+        .group_by(preview::Column::CleanupFailed)
+        .into_tuple()
         .all(db)
         .await?;
     let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
     let mut failed_cleanups = 0;
-    for p in &previews {
+    for (status, cleanup_failed, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
         *counts
-            .entry(crate::previews::service::status_word(p.status))
-            .or_default() += 1;
-        if p.cleanup_failed {
-            failed_cleanups += 1;
+            .entry(crate::previews::service::status_word(status))
+            .or_default() += n;
+        if cleanup_failed {
+            failed_cleanups += n;
         }
     }
     let mut out: Vec<(String, u64)> = counts.into_iter().map(|(w, n)| (w.to_owned(), n)).collect();
