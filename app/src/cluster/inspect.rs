@@ -176,12 +176,7 @@ impl Cluster {
             .into_iter()
             .skip(skip)
             .map(|e| {
-                let at = e
-                    .last_timestamp
-                    .as_ref()
-                    .map(|t| t.0.as_second())
-                    .or(e.event_time.as_ref().map(|t| t.0.as_second()))
-                    .or(e.first_timestamp.as_ref().map(|t| t.0.as_second()))
+                let at = super::observe::event_seconds(&e)
                     .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
                 EventView {
                     kind: e.type_.unwrap_or_default(),

@@ -430,7 +430,7 @@ fn lines(events: &[Event]) -> Vec<String> {
 const QUOTA_REFUSALS: i32 = 3;
 
 /// When an event was last seen, in seconds since the epoch.
-fn event_seconds(e: &Event) -> Option<i64> {
+pub(super) fn event_seconds(e: &Event) -> Option<i64> {
     e.last_timestamp
         .as_ref()
         .map(|t| t.0.as_second())
