@@ -659,3 +659,104 @@ async fn members_of_an_operators_team_see_everything_while_they_are_members() ->
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_make_see_once_and_revoke_their_own_api_tokens() -> anyhow::Result<()> {
+    use previewd::previews::tokens;
+    use secrecy::SecretString;
+    scenario::run(options(Engine::Sqlite)?, async |s| {
+        let mut maya = signed_in(s, MAINTAINER).await?;
+        let page = maya.get("/tokens").await?;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("No tokens yet"));
+
+        // Made with the form: shown once, in the answer, and stored only as a hash.
+        let made = maya
+            .act("/tokens", &[("name", "agent <on> laptop"), ("days", "30")])
+            .await?;
+        assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+        let start = made.body.find("pvd_").expect("the token is shown");
+        let secret: String = made.body[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        assert!(secret.len() > 40, "{secret}");
+        assert!(
+            made.body.contains("agent &lt;on&gt; laptop"),
+            "names are text"
+        );
+        let list = maya.get("/tokens").await?;
+        assert!(!list.body.contains(&secret), "never shown again");
+        assert!(list.body.contains(&format!("{}…", &secret[..12])));
+        assert!(list.body.contains("live"));
+        let rows = previewd_entity::api_token::Entity::find()
+            .all(&s.db)
+            .await?;
+        assert_eq!(rows.len(), 1);
+        assert_ne!(rows[0].token_hash, secret, "a hash, not the token");
+        let (token, person) = tokens::authenticate(&s.db, &SecretString::from(secret.clone()))
+            .await?
+            .expect("it works");
+        assert_eq!(person.login, MAINTAINER);
+
+        // The forms need the CSRF token and the same origin; names and lifetimes are checked.
+        let no_csrf = maya
+            .post("/tokens", &[("name", "x"), ("days", "30")], &[])
+            .await?;
+        assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+        let foreign = maya
+            .post(
+                "/tokens",
+                &[
+                    ("csrf", maya.csrf.clone().unwrap_or_default().as_str()),
+                    ("name", "x"),
+                    ("days", "30"),
+                ],
+                &[("sec-fetch-site", "same-site")],
+            )
+            .await?;
+        assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+        let odd = maya.act("/tokens", &[("name", "x"), ("days", "3")]).await?;
+        assert_eq!(odd.status, StatusCode::BAD_REQUEST);
+        let blank = maya
+            .act("/tokens", &[("name", "  "), ("days", "30")])
+            .await?;
+        assert_eq!(blank.status, StatusCode::SEE_OTHER);
+        let said = maya.get("/tokens").await?;
+        assert!(said.body.contains("needs a name"), "{}", said.body);
+
+        // Someone else cannot revoke it; its owner can, and then it is worth nothing.
+        let mut otto = signed_in(s, OUTSIDER).await?;
+        otto.get("/tokens").await?;
+        let theirs = otto
+            .act(&format!("/tokens/{}/revoke", token.id), &[])
+            .await?;
+        assert_eq!(theirs.status, StatusCode::SEE_OTHER);
+        assert!(otto.get("/tokens").await?.body.contains("no live token"));
+        assert!(
+            tokens::authenticate(&s.db, &SecretString::from(secret.clone()))
+                .await?
+                .is_some()
+        );
+        maya.get("/tokens").await?;
+        let revoked = maya
+            .act(&format!("/tokens/{}/revoke", token.id), &[])
+            .await?;
+        assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+        let list = maya.get("/tokens").await?;
+        assert!(list.body.contains("Token revoked") && list.body.contains("revoked"));
+        assert!(
+            tokens::authenticate(&s.db, &SecretString::from(secret))
+                .await?
+                .is_none()
+        );
+        // Signed out, the pages send you to sign in.
+        let mut anonymous = Visitor::new(&s.app_url, STRANGER)?;
+        assert_eq!(
+            anonymous.get("/tokens").await?.status,
+            StatusCode::SEE_OTHER
+        );
+        Ok(())
+    })
+    .await
+}

@@ -8,6 +8,7 @@
 //! - [`intake`]: what a webhook event means for the previews (the app's side of the lifecycle).
 //! - [`repo_config`]: the repository's `.github/preview.yml`.
 //! - [`report`]: the words and links GitHub shows (check run, sticky comment, deployment).
+//! - [`tokens`]: API tokens (made, listed, revoked, presented), each acting as its person.
 //!
 //! Handlers speak this module's language; only `github` knows GitHub and only `cluster` knows
 //! Kubernetes.
@@ -19,6 +20,7 @@ pub mod records;
 pub mod repo_config;
 pub mod report;
 pub mod service;
+pub mod tokens;
 
 /// The label that approves the head commit of an untrusted pull request.
 pub const APPROVE_LABEL: &str = "preview:approved";

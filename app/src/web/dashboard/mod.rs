@@ -7,6 +7,7 @@
 //! - [`pages`]: the HTML (maud templates: every value escaped at compile-checked insertion
 //!   points); everything works with plain links and forms. One small script of our own
 //!   (`dashboard.js`, served from the binary) only adds the live follow of a log.
+//! - `tokens`: the person's API tokens (made, shown once, revoked).
 //! - [`logs`]: what a detail page reads from the cluster (pods, the chosen log, the current
 //!   attempt's events, usage against the quota) and the followed log as server-sent events.
 //! - this module: the routes, who is asking ([`signed_in`]), and the actions, which are thin
@@ -21,6 +22,7 @@ pub mod logs;
 mod pages;
 pub mod session;
 mod signin;
+mod tokens;
 
 use std::{
     collections::HashMap,
@@ -106,6 +108,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/previews/{id}", get(detail))
         .route("/previews/{id}/{verb}", post(act))
         .route("/previews/{id}/logs/stream", get(logs::stream))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/dashboard.css", get(pages::stylesheet))
         .route("/dashboard.js", get(pages::script))
         .merge(signin::routes())

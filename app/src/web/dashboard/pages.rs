@@ -125,6 +125,7 @@ fn layout(title: &str, who: Option<&Who<'_>>, flash: Option<&Flash>, body: Marku
                 header.top {
                     a.brand href="/previews" { "previewd" }
                     @if let Some(who) = who {
+                        a.nav href="/tokens" { "API tokens" }
                         span.who {
                             "Signed in as " strong { (who.login) }
                             @if who.operator { " " span.tag { "operator" } }
@@ -611,6 +612,78 @@ fn log_form(id: i64, pods: &[PodInfo], choice: &Choice) -> Markup {
             button type="submit" { "Show" }
         }
     }
+}
+
+/// `/tokens`: the person's tokens and the form to make one.
+pub fn tokens(
+    who: &Who<'_>,
+    mine: &[previewd_entity::api_token::Model],
+    flash: Option<&Flash>,
+) -> Response {
+    let now = Utc::now();
+    let when = |at: Option<DateTime<Utc>>| at.map_or_else(|| "never".to_owned(), ago);
+    let body = html! {
+        h1 { "API tokens" }
+        p.muted { "A token acts as you, with what you may see and do at the time it is used, for the REST API and MCP tools. It is shown once, when it is made." }
+        form.filters method="post" action="/tokens" {
+            input type="hidden" name="csrf" value=(who.csrf);
+            label { "Name " input type="text" name="name" required maxlength=(crate::previews::tokens::MAX_NAME) placeholder="what it is for"; }
+            label { "Expires "
+                select name="days" {
+                    @for (days, words) in super::tokens::LIFETIMES {
+                        option value=(days) selected[days == 30] { (words) }
+                    }
+                }
+            }
+            button type="submit" { "Make a token" }
+        }
+        @if mine.is_empty() {
+            p.empty { "No tokens yet." }
+        } @else {
+            table.previews {
+                thead { tr { th { "Name" } th { "Token" } th { "Made" } th { "Last used" } th { "Expires" } th { "State" } th {} } }
+                tbody {
+                    @for t in mine {
+                        @let live = crate::previews::tokens::is_live(t, now);
+                        tr {
+                            td data-label="Name" { (t.name) }
+                            td data-label="Token" { code { (t.token_prefix) "…" } }
+                            td data-label="Made" { (ago(t.created_at)) }
+                            td data-label="Last used" { (when(t.last_used_at)) }
+                            td data-label="Expires" { @if let Some(at) = t.expires_at { (at.format("%Y-%m-%d %H:%M UTC")) } @else { "when revoked" } }
+                            td data-label="State" {
+                                @if t.revoked_at.is_some() { "revoked" } @else if live { "live" } @else { "expired" }
+                            }
+                            td {
+                                @if live {
+                                    form.inline method="post" action={ "/tokens/" (t.id) "/revoke" } {
+                                        input type="hidden" name="csrf" value=(who.csrf);
+                                        button.danger type="submit" { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, layout("API tokens", Some(who), flash, body))
+}
+
+/// The answer to making a token: the token, once.
+pub fn token_made(
+    who: &Who<'_>,
+    token: &previewd_entity::api_token::Model,
+    secret: &str,
+) -> Response {
+    let body = html! {
+        h1 { "Token made: " (token.name) }
+        p { "Copy it now — it is not stored and will not be shown again:" }
+        pre.log { (secret) }
+        p { a href="/tokens" { "Back to your tokens" } }
+    };
+    respond(StatusCode::OK, layout("Token made", Some(who), None, body))
 }
 
 #[cfg(test)]
