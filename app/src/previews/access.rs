@@ -103,6 +103,8 @@ pub struct Access {
     writers: Mutex<HashMap<(i64, String), (Instant, bool)>>,
     /// Lowercase login → (when, member of an operators' team).
     team_operators: Mutex<HashMap<String, (Instant, bool)>>,
+    /// A token holder's reach, from the installations' view of their permission.
+    token_reach: Mutex<HashMap<i64, Reach>>,
 }
 
 /// An operators' team: its organization's installation, the organization, the team's slug.
@@ -120,6 +122,7 @@ impl Access {
             reach: Mutex::default(),
             writers: Mutex::default(),
             team_operators: Mutex::default(),
+            token_reach: Mutex::default(),
         }
     }
 
@@ -206,6 +209,74 @@ impl Access {
         })
     }
 
+    /// The actor for a person presenting an API token. There is no GitHub token of theirs to
+    /// list their reach with, so it is the repositories among `repositories` on which the
+    /// installation says they have any permission (read or more), each asked of GitHub — the
+    /// same question as the write check, whose answer it also caches. Both are kept
+    /// [`ACCESS_TTL`], so a token carries the person's access as it is now, never a copy.
+    pub async fn actor_for_token(
+        &self,
+        user_id: i64,
+        login: &str,
+        operator: bool,
+        repositories: &[repository::Model],
+    ) -> Result<Actor, GitHubError> {
+        if operator {
+            return Ok(Actor {
+                user_id,
+                login: login.to_owned(),
+                operator,
+                repositories: Arc::default(),
+            });
+        }
+        let cached = self
+            .token_reach
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&user_id)
+            .filter(|(at, _)| at.elapsed() < ACCESS_TTL)
+            .map(|(_, repos)| Arc::clone(repos));
+        let repositories = match cached {
+            Some(repos) => repos,
+            None => {
+                let mut reach = Vec::new();
+                let lower = login.to_ascii_lowercase();
+                for repo in repositories {
+                    let Some(name) = RepoName::parse(&repo.full_name) else {
+                        continue;
+                    };
+                    let permission = self
+                        .github
+                        .permission(repo.installation_id, &name, login)
+                        .await?;
+                    self.writers
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(
+                            (repo.id, lower.clone()),
+                            (Instant::now(), permission.can_write()),
+                        );
+                    if permission != crate::github::api::Permission::None {
+                        reach.push(repo.id);
+                    }
+                }
+                reach.sort_unstable();
+                let reach = Arc::new(reach);
+                self.token_reach
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(user_id, (Instant::now(), Arc::clone(&reach)));
+                reach
+            }
+        };
+        Ok(Actor {
+            user_id,
+            login: login.to_owned(),
+            operator,
+            repositories,
+        })
+    }
+
     /// Whether `actor` may `verb` a preview of `repository`.
     pub async fn check(
         &self,
@@ -279,5 +350,9 @@ impl Access {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&login);
+        self.token_reach
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&user_id);
     }
 }

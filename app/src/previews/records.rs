@@ -1338,3 +1338,27 @@ pub async fn installations_of_accounts(
         .map(|i| (i.account_login.to_ascii_lowercase(), i.id))
         .collect())
 }
+
+/// Every repository previewd knows that is still installed, for a token holder's reach.
+pub async fn live_repositories(db: &impl ConnectionTrait) -> Result<Vec<repository::Model>, DbErr> {
+    repository::Entity::find()
+        .filter(repository::Column::RemovedAt.is_null())
+        .order_by_asc(repository::Column::Id)
+        .all(db)
+        .await
+}
+
+/// The id of the preview in `namespace`, if there is one.
+pub async fn preview_id_of_namespace(
+    db: &impl ConnectionTrait,
+    namespace: &str,
+) -> Result<Option<i64>, DbErr> {
+    preview::Entity::find()
+        .select_only()
+        .column(preview::Column::Id)
+        .filter(preview::Column::Namespace.eq(namespace))
+        .order_by_desc(preview::Column::Id)
+        .into_tuple::<i64>()
+        .one(db)
+        .await
+}

@@ -4,6 +4,7 @@
 //! on one socket: [`bind_std`] binds it once and [`phase_listener`] hands each phase its own
 //! handle to it.
 
+pub mod api;
 pub mod dashboard;
 mod health;
 mod metrics;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(crate::setup::closed_routes())
         .merge(dashboard::routes())
+        .merge(api::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

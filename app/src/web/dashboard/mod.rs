@@ -180,14 +180,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<
         return Err(Stop::SignIn(here.to_owned()));
     };
     let dashboard = &state.dashboard;
-    let operator = state
-        .server
-        .operators
-        .contains(&user.login.to_ascii_lowercase())
-        || dashboard
-            .access
-            .in_operator_team(&user.login, &operator_teams(state).await)
-            .await;
+    let operator = is_operator(state, &user.login).await;
     let actor = dashboard
         .access
         .actor(user.id, &user.login, operator, async || {
@@ -207,6 +200,19 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<
         }
     }
 }
+
+/// Whether `login` is an operator: named in `OPERATORS`, or a member of a team it names.
+pub(in crate::web) async fn is_operator(state: &AppState, login: &str) -> bool {
+    state.server.operators.contains(&login.to_ascii_lowercase())
+        || state
+            .dashboard
+            .access
+            .in_operator_team(login, &operator_teams(state).await)
+            .await
+}
+
+/// A status's name in URLs and the API (`running`, `awaiting_approval`, …), and back.
+pub(in crate::web) use pages::{parse_status, status_key};
 
 /// The operators' teams of `OPERATORS` whose organization has the App installed (a team of an
 /// organization without it cannot be asked about, and makes nobody an operator).
@@ -341,7 +347,7 @@ async fn list(
     };
     let statuses = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => Vec::new(),
-        Some(s) => match pages::parse_status(s) {
+        Some(s) => match parse_status(s) {
             Some(status) => vec![status],
             None => {
                 return Err(Stop::Page(
@@ -434,6 +440,11 @@ async fn take_flash(state: &AppState, session: &mut Session) -> Option<Flash> {
         tracing::warn!(error = %e, "dashboard: could not clear the message shown");
     }
     Some(flash)
+}
+
+/// The previews service as the dashboard and the API use it.
+pub(in crate::web) fn service_of(state: &AppState) -> Service<'_> {
+    service(state)
 }
 
 fn service(state: &AppState) -> Service<'_> {

@@ -1,0 +1,359 @@
+//! The REST API under `/api/v1`, for scripts: the dashboard's service and its one authorization
+//! check ([`crate::previews::access`]), reached with an API token (`Authorization: Bearer
+//! pvd_…`, [`crate::previews::tokens`]) and never with the session cookie, so a page another
+//! site loads cannot use it.
+//!
+//! A token acts as its person with their access as it is now: operators (logins or team
+//! members) see everything; anyone else the repositories on which the installation says they
+//! have a permission, and acts where it says they can write — each answer cached 60 s.
+//!
+//! Errors are `application/problem+json` (RFC 9457) with a stable `code` (the set MCP will share):
+//! `UNAUTHORIZED` (401, with `WWW-Authenticate`), `FORBIDDEN`, `NOT_FOUND`, `INVALID_INPUT`,
+//! `CONFLICT`, `SERVER_ERROR`. A preview someone cannot see is `NOT_FOUND`, as on the pages.
+//!
+//! This first part serves who the token acts as, the list and one preview; the actions, the
+//! logs and the OpenAPI document are still to come.
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use previewd_entity::{PreviewStatus, deploy_attempt};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppState, dashboard};
+use crate::previews::{
+    access::{Actor, Denied, Verb},
+    records::{self, PreviewFilter, PreviewRow},
+    service::ServiceError,
+    tokens,
+};
+
+/// Previews a list answers by default, and at most.
+const PER_PAGE: u64 = 25;
+const MAX_PER_PAGE: u64 = 100;
+
+/// The stable error codes (shared with MCP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    InvalidInput,
+    Conflict,
+    ServerError,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::InvalidInput => "INVALID_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::ServerError => "SERVER_ERROR",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::InvalidInput => StatusCode::BAD_REQUEST,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::ServerError => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// An error answer: `application/problem+json`.
+#[derive(Debug)]
+pub struct Problem {
+    pub code: Code,
+    pub detail: String,
+}
+
+impl Problem {
+    fn new(code: Code, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let body = json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.detail,
+            "code": self.code.as_str(),
+        });
+        let mut response = (status, Json(body)).into_response();
+        let h = response.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.code == Code::Unauthorized {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"previewd\""),
+            );
+        }
+        response
+    }
+}
+
+fn store_problem(e: &sea_orm::DbErr) -> Problem {
+    tracing::error!(error = %e, "api: database error");
+    Problem::new(Code::ServerError, "the database did not answer; try again")
+}
+
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Denied(Denied::NotFound) => {
+                Problem::new(Code::NotFound, "there is no preview here that you can see")
+            }
+            ServiceError::Denied(Denied::Forbidden { repository, verb }) => Problem::new(
+                Code::Forbidden,
+                format!("you need write permission on {repository} to {verb} its previews"),
+            ),
+            ServiceError::Denied(Denied::Unavailable(e)) => {
+                tracing::warn!(error = %e, "api: permission check failed");
+                Problem::new(Code::ServerError, "GitHub did not answer; try again")
+            }
+            ServiceError::Conflict(text) => Problem::new(Code::Conflict, text),
+            ServiceError::Store(text) => {
+                tracing::error!(error = %text, "api: store error");
+                Problem::new(
+                    Code::ServerError,
+                    "the database or the queue did not answer",
+                )
+            }
+        }
+    }
+}
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/previews", get(list))
+        .route("/api/v1/previews/{id}", get(one))
+        .route("/api/v1/{*rest}", axum::routing::any(no_route))
+}
+
+async fn no_route() -> Problem {
+    Problem::new(Code::NotFound, "no such API route")
+}
+
+/// Who presents the request's token, with their access now.
+async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor, Problem> {
+    let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(Problem::new(
+            Code::Unauthorized,
+            "send an API token as Authorization: Bearer pvd_… (made at /tokens)",
+        ));
+    };
+    let db = &state.stores.db;
+    let found = tokens::authenticate(db, &SecretString::from(presented.to_owned()))
+        .await
+        .map_err(|e| store_problem(&e))?;
+    let Some((_, person)) = found else {
+        return Err(Problem::new(
+            Code::Unauthorized,
+            "this token is unknown, revoked or expired",
+        ));
+    };
+    let operator = dashboard::is_operator(state, &person.login).await;
+    let repositories = records::live_repositories(db)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    state
+        .dashboard
+        .access
+        .actor_for_token(person.id, &person.login, operator, &repositories)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "api: GitHub could not tell the person's reach");
+            Problem::new(Code::ServerError, "GitHub did not answer; try again")
+        })
+}
+
+/// `GET /api/v1/whoami`
+async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
+    let who = actor(&state, &headers).await?;
+    Ok(Json(json!({
+        "login": who.login,
+        "user_id": who.user_id,
+        "operator": who.operator,
+        "repositories": if who.operator { Value::Null } else { json!(who.repositories.len()) },
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    repository: Option<String>,
+    mine: Option<bool>,
+    page: Option<u64>,
+    per_page: Option<u64>,
+}
+
+/// `GET /api/v1/previews`
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let who = actor(&state, &headers).await?;
+    let Query(query) = query.map_err(|e| Problem::new(Code::InvalidInput, e.body_text()))?;
+    let statuses = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => Vec::new(),
+        Some(s) => vec![dashboard::parse_status(s).ok_or_else(|| {
+            Problem::new(
+                Code::InvalidInput,
+                format!("status {s:?} is not a status a preview can have"),
+            )
+        })?],
+    };
+    let per_page = query.per_page.unwrap_or(PER_PAGE);
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(Problem::new(
+            Code::InvalidInput,
+            format!("per_page must be 1 to {MAX_PER_PAGE}"),
+        ));
+    }
+    let page = query.page.unwrap_or(1);
+    if !(1..=10_000).contains(&page) {
+        return Err(Problem::new(Code::InvalidInput, "page must be 1 to 10000"));
+    }
+    let filter = PreviewFilter {
+        repositories: who.visible(),
+        statuses,
+        repository: query.repository.filter(|r| !r.is_empty()),
+        author: query.mine.unwrap_or(false).then(|| who.login.clone()),
+        search: None,
+    };
+    let db = &state.stores.db;
+    let (rows, total) = records::list_previews(db, &filter, (page - 1) * per_page, per_page)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    let current = records::current_attempts(db, &rows)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let attempt = r.preview.current_attempt_id.and_then(|id| current.get(&id));
+            preview_json(&state, r, attempt)
+        })
+        .collect();
+    Ok(Json(json!({
+        "items": items,
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/previews/{id or namespace}`
+async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, Problem> {
+    let who = actor(&state, &headers).await?;
+    let db = &state.stores.db;
+    let id = match key.parse::<i64>() {
+        Ok(id) => Some(id),
+        Err(_) => records::preview_id_of_namespace(db, &key)
+            .await
+            .map_err(|e| store_problem(&e))?,
+    };
+    let Some(id) = id else {
+        return Err(Problem::new(
+            Code::NotFound,
+            "there is no preview here that you can see",
+        ));
+    };
+    let row = dashboard::service_of(&state)
+        .get(&who, id, Verb::View)
+        .await?;
+    let attempts = records::attempts_of(db, id, 20)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    let mut body = preview_json(&state, &row, attempts.first());
+    body["attempts"] = Value::Array(attempts.iter().map(attempt_json).collect());
+    Ok(Json(body).into_response())
+}
+
+fn attempt_json(a: &deploy_attempt::Model) -> Value {
+    json!({
+        "id": a.id,
+        "attempt": a.attempt,
+        "sha": a.sha,
+        "status": format!("{:?}", a.status).to_ascii_lowercase(),
+        "trigger": a.trigger,
+        "error_kind": a.error_kind,
+        "error": a.error.as_deref().map(|e| crate::sanitize::sanitize(e, 1000)),
+        "created_at": a.created_at,
+        "started_at": a.started_at,
+        "finished_at": a.finished_at,
+    })
+}
+
+fn preview_json(
+    state: &AppState,
+    row: &PreviewRow,
+    current: Option<&deploy_attempt::Model>,
+) -> Value {
+    let p = &row.preview;
+    let pr = &row.pull_request;
+    json!({
+        "id": p.id,
+        "namespace": p.namespace,
+        "status": dashboard::status_key(p.status),
+        "url": p.url,
+        "head_sha": p.head_sha,
+        "repository": row.repository.full_name,
+        "pull_request": {
+            "number": pr.number,
+            "title": pr.title,
+            "author": pr.author_login,
+            "url": crate::github::urls::web_path(
+                &state.dashboard.web_url,
+                &format!("{}/pull/{}", row.repository.full_name, pr.number),
+            )
+            .to_string(),
+        },
+        "expires_at": p.expires_at,
+        "last_error": p.last_error.as_deref().map(|e| crate::sanitize::sanitize(e, 500)),
+        "cleanup_failed": p.cleanup_failed,
+        "removed": matches!(p.status, PreviewStatus::Deleting | PreviewStatus::Deleted),
+        "current_attempt": current.map(attempt_json),
+        "dashboard_url": state.reporter.details_url(p.id),
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+    })
+}

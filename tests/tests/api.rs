@@ -1,0 +1,219 @@
+//! The REST API (`/api/v1`) over HTTP with API tokens: who a token acts as, what it sees — the
+//! same answers as the dashboard's for reader, writer, operator and stranger — and errors as
+//! `application/problem+json` with their stable codes. The session cookie opens nothing here.
+
+use previewd::previews::tokens;
+use previewd_entity::PreviewStatus;
+use previewd_tests::{
+    db::Engine,
+    github::{NewPr, user_id},
+    scenario::{self, MAINTAINER, OUTSIDER, Options, Scenario},
+    visitor::Visitor,
+};
+use reqwest::{StatusCode, header};
+use secrecy::ExposeSecret as _;
+use serde_json::Value;
+
+const READY_IMAGE: &str = "image: ghcr.io/acme/web:{sha}\nport: 8080\n";
+const OPERATOR: &str = "olga";
+const STRANGER: &str = "sam";
+
+/// A token for `login`, who signs in to the dashboard once first (tokens act as people).
+async fn token_for(s: &Scenario, login: &str) -> anyhow::Result<String> {
+    let mut v = Visitor::new(&s.app_url, login)?;
+    v.sign_in("/previews").await?;
+    let made = tokens::create(&s.db, user_id(login), "api test", None).await?;
+    Ok(made.secret.expose_secret().to_owned())
+}
+
+async fn call(
+    s: &Scenario,
+    token: Option<&str>,
+    path: &str,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", s.app_url));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|c| c == "application/problem+json");
+    let body: Value = response.json().await?;
+    assert_eq!(
+        problem,
+        !status.is_success(),
+        "errors are problem+json: {body}"
+    );
+    if !status.is_success() {
+        assert_eq!(body["status"], status.as_u16(), "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    Ok((status, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_see_through_the_api_what_their_people_see_on_the_dashboard() -> anyhow::Result<()> {
+    let mut options = Options::new(Engine::Sqlite).with_loopback_public_url()?;
+    options.settings.push(format!("--operators={OPERATOR}"));
+    scenario::run(options, async |s| {
+        let pr = s.open_pr_with_config("feature/api", READY_IMAGE).await;
+        let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+        // A preview of another installation, which only the operator sees.
+        let other = s.gh.add_installation("globex");
+        s.gh.add_repo(other, "globex/api");
+        s.gh.set_permission("globex/api", "gina", "write");
+        s.gh.put_file(
+            "globex/api",
+            "feature/x",
+            ".github/preview.yml",
+            READY_IMAGE,
+        );
+        let sha = s.sha();
+        let _ =
+            s.gh.open_pr(
+                "globex/api",
+                NewPr {
+                    author: "gina".into(),
+                    head_ref: "feature/x".into(),
+                    head_sha: sha,
+                    ..NewPr::default()
+                },
+            )
+            .await;
+        let db = s.db.clone();
+        let globex =
+            previewd_tests::wait::until("the globex preview to run", scenario::DEADLINE, || {
+                let db = db.clone();
+                async move {
+                    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+                    previewd_entity::preview::Entity::find()
+                        .filter(previewd_entity::preview::Column::Namespace.contains("globex"))
+                        .filter(previewd_entity::preview::Column::Status.eq(PreviewStatus::Running))
+                        .one(&db)
+                        .await
+                        .ok()
+                        .flatten()
+                }
+            })
+            .await?;
+
+        let maya = token_for(s, MAINTAINER).await?;
+        let otto = token_for(s, OUTSIDER).await?;
+        let sam = token_for(s, STRANGER).await?;
+        let olga = token_for(s, OPERATOR).await?;
+
+        // No token, a wrong one, or only the session cookie: 401 with the code.
+        let (status, body) = call(s, None, "/api/v1/whoami").await?;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"))
+        );
+        let (status, _) = call(s, Some("pvd_not-a-real-token"), "/api/v1/previews").await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let mut visitor = Visitor::new(&s.app_url, MAINTAINER)?;
+        visitor.sign_in("/previews").await?;
+        let cookie_only = visitor.get("/api/v1/whoami").await?;
+        assert_eq!(
+            cookie_only.status,
+            StatusCode::UNAUTHORIZED,
+            "cookies open nothing here"
+        );
+        let bare = reqwest::Client::new()
+            .get(format!("{}/api/v1/whoami", s.app_url))
+            .send()
+            .await?;
+        assert!(bare.headers().contains_key(header::WWW_AUTHENTICATE));
+
+        // Who each token is.
+        let (status, me) = call(s, Some(&maya), "/api/v1/whoami").await?;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            (me["login"].as_str(), me["operator"].as_bool()),
+            (Some(MAINTAINER), Some(false))
+        );
+        let (_, op) = call(s, Some(&olga), "/api/v1/whoami").await?;
+        assert_eq!(op["operator"], true);
+
+        // What each sees: as on the dashboard.
+        let by_id = format!("/api/v1/previews/{}", preview.id);
+        let by_ns = format!("/api/v1/previews/{}", preview.namespace);
+        let globex_path = format!("/api/v1/previews/{}", globex.id);
+        for (who, token, sees_acme, sees_globex) in [
+            ("maya (writer)", &maya, true, false),
+            ("otto (reader)", &otto, true, false),
+            ("sam (stranger)", &sam, false, false),
+            ("olga (operator)", &olga, true, true),
+        ] {
+            let (status, list) = call(s, Some(token), "/api/v1/previews").await?;
+            assert_eq!(status, StatusCode::OK, "{who}");
+            let ids: Vec<i64> = list["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter_map(|i| i["id"].as_i64())
+                .collect();
+            assert_eq!(ids.contains(&preview.id), sees_acme, "{who}: {list}");
+            assert_eq!(ids.contains(&globex.id), sees_globex, "{who}: {list}");
+            assert_eq!(list["total"].as_u64(), Some(ids.len() as u64), "{who}");
+            for path in [&by_id, &by_ns] {
+                let (status, body) = call(s, Some(token), path).await?;
+                if sees_acme {
+                    assert_eq!(status, StatusCode::OK, "{who} {path}: {body}");
+                    assert_eq!(body["namespace"], preview.namespace.as_str());
+                    assert_eq!(body["status"], "running");
+                    assert_eq!(body["attempts"][0]["status"], "succeeded", "{body}");
+                } else {
+                    assert_eq!(
+                        (status, body["code"].as_str()),
+                        (StatusCode::NOT_FOUND, Some("NOT_FOUND")),
+                        "{who} {path}"
+                    );
+                }
+            }
+            let (status, _) = call(s, Some(token), &globex_path).await?;
+            assert_eq!(status == StatusCode::OK, sees_globex, "{who}");
+        }
+
+        // Filters and their refusals.
+        let (_, running) =
+            call(s, Some(&olga), "/api/v1/previews?status=running&per_page=1").await?;
+        assert_eq!(running["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(running["total"], 2);
+        let (_, mine) = call(s, Some(&maya), "/api/v1/previews?mine=true").await?;
+        assert_eq!(mine["total"], 1, "maya authored the acme PR: {mine}");
+        let (_, none) = call(s, Some(&olga), "/api/v1/previews?repository=globex/api").await?;
+        assert_eq!(none["total"], 1);
+        for bad in [
+            "status=bogus",
+            "per_page=0",
+            "per_page=101",
+            "page=0",
+            "mine=perhaps",
+        ] {
+            let (status, body) = call(s, Some(&maya), &format!("/api/v1/previews?{bad}")).await?;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("INVALID_INPUT")),
+                "{bad}: {body}"
+            );
+        }
+        let (status, body) = call(s, Some(&maya), "/api/v1/nothing/here").await?;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+        );
+
+        // A revoked token is worth nothing at once.
+        let row = tokens::authenticate(&s.db, &secrecy::SecretString::from(maya.clone()))
+            .await?
+            .expect("live");
+        assert!(tokens::revoke(&s.db, row.0.id, None).await?);
+        let (status, _) = call(s, Some(&maya), "/api/v1/whoami").await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        Ok(())
+    })
+    .await
+}
