@@ -2,7 +2,7 @@
 //! the real binary against a PostgreSQL database of its own: the token is printed once (and only
 //! its prefix ever again), works until revoked, and a person who never signed in gets none.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use previewd_entity::user;
 use previewd_tests::db::{Engine, TestDatabase};
@@ -12,9 +12,8 @@ use secrecy::SecretString;
 const BIN: &str = env!("CARGO_BIN_EXE_previewd");
 
 fn token(database_url: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    // `bare`: nothing of this environment but PATH (and, under coverage, the profile's path).
+    previewd_tests::process::bare(BIN)
         .env("DATABASE_URL", database_url)
         .arg("token")
         .args(args)
