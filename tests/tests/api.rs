@@ -217,3 +217,83 @@ async fn tokens_see_through_the_api_what_their_people_see_on_the_dashboard() -> 
     })
     .await
 }
+
+async fn send(
+    s: &Scenario,
+    method: reqwest::Method,
+    token: &str,
+    path: &str,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", s.app_url))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    let status = response.status();
+    Ok((status, response.json().await?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_through_the_api_take_the_same_checks_and_transitions() -> anyhow::Result<()> {
+    use reqwest::Method;
+    let options = Options::new(Engine::Sqlite).with_loopback_public_url()?;
+    scenario::run(options, async |s| {
+        let pr = s.open_pr_with_config("feature/act", READY_IMAGE).await;
+        let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+        let maya = token_for(s, MAINTAINER).await?;
+        let otto = token_for(s, OUTSIDER).await?;
+        let sam = token_for(s, STRANGER).await?;
+        let base = format!("/api/v1/previews/{}", preview.id);
+
+        // A reader may look, not act; a stranger finds nothing.
+        let (status, body) = send(s, Method::POST, &otto, &format!("{base}/redeploy")).await?;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("FORBIDDEN")),
+            "{body}"
+        );
+        let (status, body) = send(s, Method::DELETE, &sam, &base).await?;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+        );
+
+        // Retry is for failed attempts only; redeploy makes a new attempt; extend moves expiry.
+        let (status, body) = send(s, Method::POST, &maya, &format!("{base}/retry")).await?;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::CONFLICT, Some("CONFLICT")),
+            "{body}"
+        );
+        let (status, body) = send(s, Method::POST, &maya, &format!("{base}/redeploy")).await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["attempt"]["attempt"], 2, "a new attempt: {body}");
+        assert_eq!(body["attempt"]["trigger"], "redeploy");
+        s.wait_status(pr.number, PreviewStatus::Running).await;
+        let (status, body) = send(s, Method::POST, &maya, &format!("{base}/extend")).await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["expires_at"].is_string(), "{body}");
+        let (status, _) = send(s, Method::POST, &maya, &format!("{base}/explode")).await?;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Delete by namespace: accepted, the namespace goes; a second time is a conflict.
+        let by_ns = format!("/api/v1/previews/{}", preview.namespace);
+        let (status, body) = send(s, Method::DELETE, &maya, &by_ns).await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["status"], "deleting");
+        let kube = s.kube.clone();
+        let namespace = preview.namespace.clone();
+        previewd_tests::wait::until("the namespace to go", scenario::DEADLINE, || {
+            let (kube, namespace) = (kube.clone(), namespace.clone());
+            async move { (!kube.namespaces().contains(&namespace)).then_some(()) }
+        })
+        .await?;
+        let (status, body) = send(s, Method::DELETE, &maya, &by_ns).await?;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::CONFLICT, Some("CONFLICT"))
+        );
+        Ok(())
+    })
+    .await
+}

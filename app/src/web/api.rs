@@ -11,8 +11,10 @@
 //! `UNAUTHORIZED` (401, with `WWW-Authenticate`), `FORBIDDEN`, `NOT_FOUND`, `INVALID_INPUT`,
 //! `CONFLICT`, `SERVER_ERROR`. A preview someone cannot see is `NOT_FOUND`, as on the pages.
 //!
-//! This first part serves who the token acts as, the list and one preview; the actions, the
-//! logs and the OpenAPI document are still to come.
+//! Served: who the token acts as, the list, one preview, and the actions — `DELETE` (202, the
+//! preview is being removed), `POST …/retry|redeploy` (202 with the new attempt), `POST
+//! …/extend` (200 with the new expiry); a state that does not allow one is `CONFLICT`. The logs
+//! and the OpenAPI document are still to come.
 
 use axum::{
     Json, Router,
@@ -151,7 +153,8 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/previews", get(list))
-        .route("/api/v1/previews/{id}", get(one))
+        .route("/api/v1/previews/{id}", get(one).delete(delete))
+        .route("/api/v1/previews/{id}/{verb}", axum::routing::post(act))
         .route("/api/v1/{*rest}", axum::routing::any(no_route))
 }
 
@@ -285,18 +288,7 @@ async fn one(
 ) -> Result<Response, Problem> {
     let who = actor(&state, &headers).await?;
     let db = &state.stores.db;
-    let id = match key.parse::<i64>() {
-        Ok(id) => Some(id),
-        Err(_) => records::preview_id_of_namespace(db, &key)
-            .await
-            .map_err(|e| store_problem(&e))?,
-    };
-    let Some(id) = id else {
-        return Err(Problem::new(
-            Code::NotFound,
-            "there is no preview here that you can see",
-        ));
-    };
+    let id = preview_key(&state, &key).await?;
     let row = dashboard::service_of(&state)
         .get(&who, id, Verb::View)
         .await?;
@@ -306,6 +298,81 @@ async fn one(
     let mut body = preview_json(&state, &row, attempts.first());
     body["attempts"] = Value::Array(attempts.iter().map(attempt_json).collect());
     Ok(Json(body).into_response())
+}
+
+/// The preview id in a path: a number, else a namespace.
+async fn preview_key(state: &AppState, key: &str) -> Result<i64, Problem> {
+    let id = match key.parse::<i64>() {
+        Ok(id) => Some(id),
+        Err(_) => records::preview_id_of_namespace(&state.stores.db, key)
+            .await
+            .map_err(|e| store_problem(&e))?,
+    };
+    id.ok_or_else(|| Problem::new(Code::NotFound, "there is no preview here that you can see"))
+}
+
+/// `DELETE /api/v1/previews/{id or namespace}`: 202 while it is removed.
+async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, Problem> {
+    let who = actor(&state, &headers).await?;
+    let id = preview_key(&state, &key).await?;
+    let message = dashboard::service_of(&state).delete(&who, id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": "deleting", "message": message })),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/previews/{id or namespace}/retry|redeploy|extend`.
+async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((key, verb)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let who = actor(&state, &headers).await?;
+    let id = preview_key(&state, &key).await?;
+    let service = dashboard::service_of(&state);
+    let message = match verb.as_str() {
+        "retry" => service.retry(&who, id).await?,
+        "redeploy" => service.redeploy(&who, id).await?,
+        "extend" => service.extend(&who, id).await?,
+        _ => {
+            return Err(Problem::new(
+                Code::NotFound,
+                "previews can be retried, redeployed or extended (and deleted with DELETE)",
+            ));
+        }
+    };
+    let db = &state.stores.db;
+    let row = records::preview_row(db, id)
+        .await
+        .map_err(|e| store_problem(&e))?
+        .ok_or_else(|| Problem::new(Code::NotFound, "the preview is gone"))?;
+    if verb == "extend" {
+        return Ok(Json(json!({
+            "id": id,
+            "expires_at": row.preview.expires_at,
+            "message": message,
+        }))
+        .into_response());
+    }
+    let attempt = records::attempts_of(db, id, 1)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "id": id,
+            "status": dashboard::status_key(row.preview.status),
+            "attempt": attempt.first().map(attempt_json),
+            "message": message,
+        })),
+    )
+        .into_response())
 }
 
 fn attempt_json(a: &deploy_attempt::Model) -> Value {
