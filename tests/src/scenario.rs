@@ -284,6 +284,46 @@ impl Scenario {
         self.open_pr(branch).await
     }
 
+    /// A writer of another installation's repository (`account/name`) opens a pull request
+    /// there, titled `title`, with a ready-made image: a preview the people of
+    /// [`REPO`] cannot reach.
+    pub async fn open_pr_elsewhere(
+        &mut self,
+        account: &str,
+        repo: &str,
+        author: &str,
+        title: &str,
+    ) -> Pr {
+        let installation = self.gh.add_installation(account);
+        self.gh.add_repo(installation, repo);
+        self.gh.set_permission(repo, author, "write");
+        self.gh.put_file(
+            repo,
+            "feature/elsewhere",
+            ".github/preview.yml",
+            "image: ghcr.io/acme/web:{sha}\nport: 8080\nhealth: /healthz\n",
+        );
+        let sha = self.sha();
+        let (pr, delivery) = self
+            .gh
+            .open_pr(
+                repo,
+                NewPr {
+                    author: author.into(),
+                    head_ref: "feature/elsewhere".into(),
+                    head_sha: sha,
+                    title: title.into(),
+                    ..NewPr::default()
+                },
+            )
+            .await;
+        assert!(
+            delivery.status_code.is_some_and(|c| c < 300),
+            "the app accepted the webhook: {delivery:?}"
+        );
+        pr
+    }
+
     /// Like [`Self::open_pr_with_config`], without requiring the webhook to arrive.
     pub async fn open_pr_with_config_unchecked(&mut self, branch: &str, config: &str) -> Pr {
         self.gh

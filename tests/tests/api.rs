@@ -6,7 +6,7 @@ use previewd::previews::tokens;
 use previewd_entity::PreviewStatus;
 use previewd_tests::{
     db::Engine,
-    github::{NewPr, user_id},
+    github::user_id,
     scenario::{self, MAINTAINER, OUTSIDER, Options, Scenario},
     visitor::Visitor,
 };
@@ -62,26 +62,7 @@ async fn tokens_see_through_the_api_what_their_people_see_on_the_dashboard() -> 
         let pr = s.open_pr_with_config("feature/api", READY_IMAGE).await;
         let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
         // A preview of another installation, which only the operator sees.
-        let other = s.gh.add_installation("globex");
-        s.gh.add_repo(other, "globex/api");
-        s.gh.set_permission("globex/api", "gina", "write");
-        s.gh.put_file(
-            "globex/api",
-            "feature/x",
-            ".github/preview.yml",
-            READY_IMAGE,
-        );
-        let sha = s.sha();
-        let _ =
-            s.gh.open_pr(
-                "globex/api",
-                NewPr {
-                    author: "gina".into(),
-                    head_ref: "feature/x".into(),
-                    head_sha: sha,
-                    ..NewPr::default()
-                },
-            )
+        s.open_pr_elsewhere("globex", "globex/api", "gina", "Globex change")
             .await;
         let db = s.db.clone();
         let globex =

@@ -31,29 +31,8 @@ fn options(engine: Engine) -> anyhow::Result<Options> {
 
 /// Opens a pull request in the other installation's repository and waits for its preview.
 async fn other_installation_preview(s: &mut Scenario) -> i64 {
-    let installation = s.gh.add_installation("globex");
-    s.gh.add_repo(installation, OTHER_REPO);
-    s.gh.set_permission(OTHER_REPO, OTHER_WRITER, "write");
-    s.gh.put_file(
-        OTHER_REPO,
-        "feature/api",
-        ".github/preview.yml",
-        READY_IMAGE,
-    );
-    let sha = s.sha();
-    let (_, delivery) =
-        s.gh.open_pr(
-            OTHER_REPO,
-            NewPr {
-                author: OTHER_WRITER.into(),
-                head_ref: "feature/api".into(),
-                head_sha: sha,
-                title: "Globex API change".into(),
-                ..NewPr::default()
-            },
-        )
+    s.open_pr_elsewhere("globex", OTHER_REPO, OTHER_WRITER, "Globex API change")
         .await;
-    assert!(delivery.status_code.is_some_and(|c| c < 300));
     let db = s.db.clone();
     let preview = wait::until("the globex preview to run", scenario::DEADLINE, || {
         let db = db.clone();

@@ -50,27 +50,8 @@ async fn a_maintainer_signs_in_filters_retries_and_deletes_in_a_browser() -> any
         let running = s.wait_status(good.number, PreviewStatus::Running).await;
         let failed = s.wait_status(flaky.number, PreviewStatus::Failed).await;
         // A preview of a repository maya cannot reach.
-        let other = s.gh.add_installation("globex");
-        s.gh.add_repo(other, "globex/api");
-        s.gh.set_permission("globex/api", "gina", "write");
-        s.gh.put_file(
-            "globex/api",
-            "feature/x",
-            ".github/preview.yml",
-            READY_IMAGE,
-        );
-        let sha = s.sha();
-        s.gh.open_pr(
-            "globex/api",
-            NewPr {
-                author: "gina".into(),
-                head_ref: "feature/x".into(),
-                head_sha: sha,
-                title: "Globex secret project".into(),
-                ..NewPr::default()
-            },
-        )
-        .await;
+        s.open_pr_elsewhere("globex", "globex/api", "gina", "Globex secret project")
+            .await;
 
         let browser = Browser::start().await?;
         let app = s.app_url.clone();

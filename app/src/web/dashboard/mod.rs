@@ -154,6 +154,15 @@ impl IntoResponse for Stop {
     }
 }
 
+/// A form whose fields could not be read.
+fn unreadable_form() -> Stop {
+    Stop::Page(
+        StatusCode::BAD_REQUEST,
+        "Request refused".into(),
+        "The form could not be read.".into(),
+    )
+}
+
 fn unavailable(what: &str) -> Stop {
     Stop::Page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -596,11 +605,7 @@ async fn act(
     let here = format!("/previews/{}", pages::path_safe(&id));
     let mut who = signed_in(&state, &headers, &here).await?;
     let Ok(Form(form)) = form else {
-        return Err(Stop::Page(
-            StatusCode::BAD_REQUEST,
-            "Request refused".into(),
-            "The form could not be read.".into(),
-        ));
+        return Err(unreadable_form());
     };
     check_same_origin(&headers, &state.server.public_url, &who.session, &form.csrf)?;
     let id = preview_id(&id)?;

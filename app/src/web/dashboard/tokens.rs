@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::{
     Stop, check_same_origin, pages, session, session::Flash, signed_in, store_error, take_flash,
+    unreadable_form,
 };
 use crate::{previews::tokens, web::AppState};
 
@@ -63,11 +64,7 @@ pub(super) async fn create(
 ) -> Result<Response, Stop> {
     let mut who = signed_in(&state, &headers, "/tokens").await?;
     let Ok(Form(form)) = form else {
-        return Err(Stop::Page(
-            StatusCode::BAD_REQUEST,
-            "Request refused".into(),
-            "The form could not be read.".into(),
-        ));
+        return Err(unreadable_form());
     };
     check_same_origin(&headers, &state.server.public_url, &who.session, &form.csrf)?;
     if !LIFETIMES.iter().any(|(d, _)| *d == form.days) {
