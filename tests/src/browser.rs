@@ -89,6 +89,8 @@ impl Browser {
             "--disable-sync".to_owned(),
             "--disable-default-apps".to_owned(),
             "--disable-extensions".to_owned(),
+            "--disable-crash-reporter".to_owned(),
+            "--disable-breakpad".to_owned(),
             "--dns-prefetch-disable".to_owned(),
             "--safebrowsing-disable-auto-update".to_owned(),
             "--metrics-recording-only".to_owned(),
@@ -250,12 +252,35 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The driver's whole process group: the driver and any browser it left behind.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.driver.id())])
-            .status();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // First ask the driver to shut down (it closes its browsers as they expect), and give
+        // it a few seconds: a browser killed mid-shutdown leaves helpers of its own behind.
+        if let Some(addr) = self
+            .base
+            .strip_prefix("http://")
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            && let Ok(mut conn) =
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        {
+            use std::io::Write as _;
+            let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
+            let _ = conn.write_all(
+                b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            );
+        }
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < until && matches!(self.driver.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Still running: the driver's whole process group — the driver and any browser it left
+        // behind. (Once the driver has exited and been reaped, its pid may name someone else's
+        // process group: pids wrap at 32768 here, so no signal goes by that number then.)
+        if matches!(self.driver.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", self.driver.id())])
+                .status();
+            let _ = self.driver.kill();
+            let _ = self.driver.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
