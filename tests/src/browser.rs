@@ -9,7 +9,7 @@
 //! so a failing flow can be looked at.
 
 use std::{
-    os::unix::process::CommandExt as _,
+    os::unix::{fs::MetadataExt as _, process::CommandExt as _},
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
@@ -45,15 +45,29 @@ impl Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        // In a process group of its own, so the browsers it starts go with it.
-        let driver = Command::new("/usr/bin/chromedriver")
+        // In a PID namespace of its own (`unshare`, from util-linux), with the driver as its
+        // init: whatever the driver and its browsers signal stays among them — even a signal to
+        // "every process" — and when `unshare` goes (`--kill-child`), the kernel ends the whole
+        // namespace, browsers and helpers included, so teardown never signals a pid by number.
+        // Without root, a user namespace maps us to root inside it first.
+        let mut driver = Command::new("unshare");
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        if !root {
+            driver.args(["--user", "--map-root-user"]);
+        }
+        let driver = driver
+            .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"])
+            .arg("/usr/bin/chromedriver")
             .process_group(0)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("cannot start /usr/bin/chromedriver (scripts/install-tools installs it)")?;
+            .context(
+                "cannot start /usr/bin/chromedriver under unshare (scripts/install-tools \
+                 installs it; unshare comes with util-linux)",
+            )?;
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -271,16 +285,10 @@ impl Drop for Browser {
         while std::time::Instant::now() < until && matches!(self.driver.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Still running: the driver's whole process group — the driver and any browser it left
-        // behind. (Once the driver has exited and been reaped, its pid may name someone else's
-        // process group: pids wrap at 32768 here, so no signal goes by that number then.)
-        if matches!(self.driver.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &format!("-{}", self.driver.id())])
-                .status();
-            let _ = self.driver.kill();
-            let _ = self.driver.wait();
-        }
+        // Still running: `unshare` is our own child, not yet reaped, so its pid is still its
+        // own; killing it ends the namespace and everything the driver left in it.
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
