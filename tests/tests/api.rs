@@ -7,7 +7,7 @@ use previewd_entity::PreviewStatus;
 use previewd_tests::{
     db::Engine,
     github::user_id,
-    scenario::{self, MAINTAINER, OUTSIDER, Options, Scenario},
+    scenario::{self, MAINTAINER, OUTSIDER, Options, REPO, Scenario},
     visitor::Visitor,
 };
 use reqwest::{StatusCode, header};
@@ -274,6 +274,154 @@ async fn actions_through_the_api_take_the_same_checks_and_transitions() -> anyho
             (status, body["code"].as_str()),
             (StatusCode::CONFLICT, Some("CONFLICT"))
         );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_the_current_pod_and_wrong_methods_are_problems() -> anyhow::Result<()> {
+    use reqwest::Method;
+    let options = Options::new(Engine::Sqlite).with_loopback_public_url()?;
+    scenario::run(options, async |s| {
+        let pr = s.open_pr_with_config("feature/logs", READY_IMAGE).await;
+        let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+        let maya = token_for(s, MAINTAINER).await?;
+        let otto = token_for(s, OUTSIDER).await?;
+        let sam = token_for(s, STRANGER).await?;
+        let logs = format!("/api/v1/previews/{}/logs", preview.namespace);
+        let pod_of = |s: &Scenario| {
+            s.kube
+                .list("pods", Some(&preview.namespace))
+                .into_iter()
+                .find_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+                .expect("a running pod")
+        };
+        let first = pod_of(s);
+        s.kube.write_log(
+            &preview.namespace,
+            &first,
+            None,
+            "GET /checkout 200 token=ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        )?;
+
+        // A reader may read the log; the secret in it is redacted; a stranger finds nothing.
+        let (status, body) = call(s, Some(&otto), &format!("{logs}?tail=50")).await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["pod"], first.as_str());
+        assert_eq!(body["container"], "web", "{body}");
+        let lines: Vec<&str> = body["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let line = lines
+            .iter()
+            .find(|l| l.contains("GET /checkout"))
+            .unwrap_or_else(|| panic!("the written line: {body}"));
+        assert!(!line.contains("ghp_abcdefghij"), "redacted: {line}");
+        assert_eq!(body["pods"][0]["containers"][0], "web");
+        let (status, body) = call(s, Some(&sam), &logs).await?;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+        );
+
+        // What the preview does not have, and tails out of range, are refused with the choices.
+        for bad in [
+            "container=sidecar".to_owned(),
+            "pod=web-elsewhere".to_owned(),
+            "tail=0".to_owned(),
+            "tail=5001".to_owned(),
+            "timestamps=maybe".to_owned(),
+        ] {
+            let (status, body) = call(s, Some(&maya), &format!("{logs}?{bad}")).await?;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("INVALID_INPUT")),
+                "{bad}: {body}"
+            );
+        }
+        let (_, body) = call(s, Some(&maya), &format!("{logs}?container=sidecar")).await?;
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains(&first)),
+            "the refusal lists the pods: {body}"
+        );
+        let (status, body) = call(
+            s,
+            Some(&maya),
+            &format!("{logs}?pod={first}&container=web&timestamps=true"),
+        )
+        .await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // A push replaces the pod: the log is the new attempt's, not the old one's.
+        let next = s.sha();
+        s.gh.push(REPO, pr.number, &next).await;
+        let moved = s.wait_head_running(pr.number, &next).await;
+        let kube = s.kube.clone();
+        let namespace = preview.namespace.clone();
+        let old = first.clone();
+        let second = previewd_tests::wait::until("the old pod to go", scenario::DEADLINE, || {
+            let (kube, namespace, old) = (kube.clone(), namespace.clone(), old.clone());
+            async move {
+                let pods: Vec<String> = kube
+                    .list("pods", Some(&namespace))
+                    .into_iter()
+                    .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+                    .collect();
+                (pods.len() == 1 && pods[0] != old).then(|| pods[0].clone())
+            }
+        })
+        .await?;
+        s.kube
+            .write_log(&preview.namespace, &second, None, "second attempt up")?;
+        let (status, body) = call(s, Some(&maya), &logs).await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["pod"], second.as_str(), "{body}");
+        assert_eq!(
+            body["pods"][0]["attempt"],
+            moved.current_attempt_id.expect("an attempt"),
+            "{body}"
+        );
+        assert!(body["lines"].to_string().contains("second attempt up"));
+        assert!(!body["lines"].to_string().contains("GET /checkout"));
+
+        // A route asked with a method it does not take: 405, problem+json, and what it takes.
+        for (method, path) in [
+            (Method::POST, logs.clone()),
+            (
+                Method::GET,
+                format!("/api/v1/previews/{}/retry", preview.id),
+            ),
+            (Method::PUT, "/api/v1/previews".to_owned()),
+        ] {
+            let response = reqwest::Client::new()
+                .request(method.clone(), format!("{}{path}", s.app_url))
+                .bearer_auth(&maya)
+                .send()
+                .await?;
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert!(
+                response.headers().contains_key(header::ALLOW),
+                "{method} {path}"
+            );
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
+            let body: Value = response.json().await?;
+            assert_eq!(
+                (body["status"].as_u64(), body["code"].as_str()),
+                (Some(405), Some("INVALID_INPUT")),
+                "{body}"
+            );
+        }
         Ok(())
     })
     .await

@@ -43,7 +43,7 @@ pub struct PodInfo {
 pub struct LogRequest {
     pub pod: String,
     pub container: String,
-    /// Lines from the end (one of [`LOG_TAILS`]).
+    /// Lines from the end (one of [`LOG_TAILS`] on the page; up to 5000 for the API and MCP).
     pub tail: i64,
     pub timestamps: bool,
     /// The previous (terminated) container's log instead of the running one's.

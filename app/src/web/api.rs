@@ -13,13 +13,14 @@
 //!
 //! Served: who the token acts as, the list, one preview, and the actions — `DELETE` (202, the
 //! preview is being removed), `POST …/retry|redeploy` (202 with the new attempt), `POST
-//! …/extend` (200 with the new expiry); a state that does not allow one is `CONFLICT`. The logs
-//! and the OpenAPI document are still to come.
+//! …/extend` (200 with the new expiry); a state that does not allow one is `CONFLICT`; and a
+//! container's log (`GET …/logs`). A route asked with a method it does not take is 405, as
+//! problem+json too. The OpenAPI document is still to come.
 
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -28,7 +29,11 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, dashboard};
+use super::{
+    AppState, dashboard,
+    dashboard::logs::{self, LogAsk, LogRefused},
+};
+use crate::cluster::inspect::PodInfo;
 use crate::previews::{
     access::{Actor, Denied, Verb},
     records::{self, PreviewFilter, PreviewRow},
@@ -80,6 +85,8 @@ impl Code {
 pub struct Problem {
     pub code: Code,
     pub detail: String,
+    /// The code's own status, but for a wrong method (405, code `INVALID_INPUT`).
+    pub status: StatusCode,
 }
 
 impl Problem {
@@ -87,13 +94,14 @@ impl Problem {
         Self {
             code,
             detail: detail.into(),
+            status: code.status(),
         }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = self.code.status();
+        let status = self.status;
         let body = json!({
             "type": "about:blank",
             "title": status.canonical_reason().unwrap_or("Error"),
@@ -154,12 +162,27 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/previews", get(list))
         .route("/api/v1/previews/{id}", get(one).delete(delete))
+        .route("/api/v1/previews/{id}/logs", get(logs))
         .route("/api/v1/previews/{id}/{verb}", axum::routing::post(act))
         .route("/api/v1/{*rest}", axum::routing::any(no_route))
+        .method_not_allowed_fallback(wrong_method)
 }
 
 async fn no_route() -> Problem {
     Problem::new(Code::NotFound, "no such API route")
+}
+
+/// A route asked with a method it does not take: 405, as problem+json like every API error
+/// (axum has already set `Allow`).
+async fn wrong_method(method: Method) -> Response {
+    Problem {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        ..Problem::new(
+            Code::InvalidInput,
+            format!("this route does not take {method}"),
+        )
+    }
+    .into_response()
 }
 
 /// Who presents the request's token, with their access now.
@@ -298,6 +321,75 @@ async fn one(
     let mut body = preview_json(&state, &row, attempts.first());
     body["attempts"] = Value::Array(attempts.iter().map(attempt_json).collect());
     Ok(Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct LogsQuery {
+    pod: Option<String>,
+    container: Option<String>,
+    tail: Option<i64>,
+    timestamps: Option<bool>,
+    previous: Option<bool>,
+}
+
+/// `GET /api/v1/previews/{id or namespace}/logs?pod=&container=&tail=&timestamps=&previous=`:
+/// the lines from the end of one container's log (the newest pod's first container unless
+/// named), and the preview's pods to choose from.
+async fn logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    query: Result<Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let who = actor(&state, &headers).await?;
+    let Query(query) = query.map_err(|e| Problem::new(Code::InvalidInput, e.body_text()))?;
+    let id = preview_key(&state, &key).await?;
+    let row = dashboard::service_of(&state)
+        .get(&who, id, Verb::View)
+        .await?;
+    let ask = LogAsk {
+        pod: query.pod.filter(|p| !p.is_empty()),
+        container: query.container.filter(|c| !c.is_empty()),
+        tail: query.tail,
+        timestamps: query.timestamps.unwrap_or(false),
+        previous: query.previous.unwrap_or(false),
+    };
+    let read = logs::read_for(&state, &row.preview.namespace, &ask)
+        .await
+        .map_err(log_problem)?;
+    Ok(Json(json!({
+        "id": id,
+        "namespace": row.preview.namespace,
+        "pod": read.pod,
+        "container": read.container,
+        "previous": ask.previous,
+        "lines": read.text.lines().collect::<Vec<_>>(),
+        "pods": read.pods.iter().map(pod_json).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// A log that could not be read, as a problem.
+pub fn log_problem(refused: LogRefused) -> Problem {
+    match refused {
+        LogRefused::Invalid(text) => Problem::new(Code::InvalidInput, text),
+        LogRefused::NoPods => Problem::new(
+            Code::Conflict,
+            "the preview has no pods now (it is not deployed, or is being removed)",
+        ),
+        LogRefused::Cluster(text) => Problem::new(Code::ServerError, text),
+    }
+}
+
+pub fn pod_json(p: &PodInfo) -> Value {
+    json!({
+        "name": p.name,
+        "containers": p.containers,
+        "phase": p.phase,
+        "ready": p.ready,
+        "restarts": p.restarts,
+        "attempt": p.attempt,
+    })
 }
 
 /// The preview id in a path: a number, else a namespace.

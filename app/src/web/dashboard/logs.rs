@@ -213,6 +213,105 @@ pub async fn gather(
     }
 }
 
+/// The most lines the REST API and MCP read from the end of a log.
+pub const MAX_TAIL: i64 = 5000;
+
+/// A log as a script or an agent asks for it: the pod and container by name (each optional: the
+/// newest pod, its first container), how many lines from the end, timestamps, the previous
+/// container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogAsk {
+    pub pod: Option<String>,
+    pub container: Option<String>,
+    pub tail: Option<i64>,
+    pub timestamps: bool,
+    pub previous: bool,
+}
+
+/// A log read for a script or an agent.
+#[derive(Debug, Clone)]
+pub struct LogRead {
+    pub pod: String,
+    pub container: String,
+    /// Every pod of the preview, for the next choice.
+    pub pods: Vec<PodInfo>,
+    /// The lines, sanitized.
+    pub text: String,
+}
+
+/// Why no log was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRefused {
+    /// The ask names what the preview does not have (the message lists what it has).
+    Invalid(String),
+    /// The preview has no pods now.
+    NoPods,
+    /// The cluster would not or could not answer (in words).
+    Cluster(String),
+}
+
+/// Reads the log `ask` names in `namespace` (the preview's, from the database), each read
+/// bounded by [`READ_PATIENCE`]. Unlike the page, an ask for a pod or container the preview does
+/// not have is refused rather than shown something else.
+pub async fn read_for(
+    state: &AppState,
+    namespace: &str,
+    ask: &LogAsk,
+) -> Result<LogRead, LogRefused> {
+    let tail = ask.tail.unwrap_or(LOG_TAILS[1]);
+    if !(1..=MAX_TAIL).contains(&tail) {
+        return Err(LogRefused::Invalid(format!(
+            "tail must be 1 to {MAX_TAIL} lines"
+        )));
+    }
+    let cluster = state
+        .dashboard
+        .cluster()
+        .await
+        .map_err(|e| LogRefused::Cluster(say(&e)))?;
+    let pods = bounded(cluster.pods(namespace))
+        .await
+        .map_err(LogRefused::Cluster)?;
+    let has = || {
+        pods.iter()
+            .map(|p| format!("{} ({})", p.name, p.containers.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let pod = match &ask.pod {
+        Some(name) => pods.iter().find(|p| p.name == *name).ok_or_else(|| {
+            LogRefused::Invalid(format!("the preview has no pod {name:?}; it has {}", has()))
+        })?,
+        None => pods.first().ok_or(LogRefused::NoPods)?,
+    };
+    let container = match &ask.container {
+        Some(name) => pod.containers.iter().find(|c| *c == name).ok_or_else(|| {
+            LogRefused::Invalid(format!(
+                "pod {} has no container {name:?}; the preview has {}",
+                pod.name,
+                has()
+            ))
+        })?,
+        None => pod.containers.first().ok_or(LogRefused::NoPods)?,
+    };
+    let request = LogRequest {
+        pod: pod.name.clone(),
+        container: container.clone(),
+        tail,
+        timestamps: ask.timestamps,
+        previous: ask.previous,
+    };
+    let text = bounded(cluster.read_log(namespace, &request))
+        .await
+        .map_err(LogRefused::Cluster)?;
+    Ok(LogRead {
+        pod: request.pod,
+        container: request.container,
+        text: clean_log(&text),
+        pods,
+    })
+}
+
 /// A log as shown: each line sanitized and capped.
 fn clean_log(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
