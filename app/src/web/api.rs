@@ -15,7 +15,8 @@
 //! preview is being removed), `POST …/retry|redeploy` (202 with the new attempt), `POST
 //! …/extend` (200 with the new expiry); a state that does not allow one is `CONFLICT`; and a
 //! container's log (`GET …/logs`). A route asked with a method it does not take is 405, as
-//! problem+json too. The OpenAPI document is still to come.
+//! problem+json too. The same functions answer MCP ([`super::mcp`]). The OpenAPI document is still
+//! to come.
 
 use axum::{
     Json, Router,
@@ -24,19 +25,18 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use previewd_entity::{PreviewStatus, deploy_attempt};
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{
     AppState, dashboard,
     dashboard::logs::{self, LogAsk, LogRefused},
+    views::{ActedView, AttemptView, LogView, PodView, PreviewPage, PreviewView, WhoamiView},
 };
-use crate::cluster::inspect::PodInfo;
 use crate::previews::{
     access::{Actor, Denied, Verb},
-    records::{self, PreviewFilter, PreviewRow},
+    records::{self, PreviewFilter},
     service::ServiceError,
     tokens,
 };
@@ -186,7 +186,7 @@ async fn wrong_method(method: Method) -> Response {
 }
 
 /// Who presents the request's token, with their access now.
-async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor, Problem> {
+pub(super) async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor, Problem> {
     let Some(presented) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -224,36 +224,35 @@ async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor, Problem> 
         })
 }
 
+/// Who `who` is, as the API and MCP say it.
+pub fn whoami_of(who: &Actor) -> WhoamiView {
+    WhoamiView {
+        login: who.login.clone(),
+        user_id: who.user_id,
+        operator: who.operator,
+        repositories: (!who.operator).then(|| who.repositories.len()),
+    }
+}
+
 /// `GET /api/v1/whoami`
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let who = actor(&state, &headers).await?;
-    Ok(Json(json!({
-        "login": who.login,
-        "user_id": who.user_id,
-        "operator": who.operator,
-        "repositories": if who.operator { Value::Null } else { json!(who.repositories.len()) },
-    }))
-    .into_response())
+    Ok(Json(whoami_of(&who)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    status: Option<String>,
-    repository: Option<String>,
-    mine: Option<bool>,
-    page: Option<u64>,
-    per_page: Option<u64>,
+/// What a list asks for (the REST query, MCP's arguments).
+#[derive(Debug, Default, Deserialize)]
+pub struct ListAsk {
+    pub status: Option<String>,
+    pub repository: Option<String>,
+    pub mine: Option<bool>,
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
 }
 
-/// `GET /api/v1/previews`
-async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, Problem> {
-    let who = actor(&state, &headers).await?;
-    let Query(query) = query.map_err(|e| Problem::new(Code::InvalidInput, e.body_text()))?;
-    let statuses = match query.status.as_deref().filter(|s| !s.is_empty()) {
+/// The previews `who` can see that `ask` picks, one page of them.
+pub async fn list_for(state: &AppState, who: &Actor, ask: ListAsk) -> Result<PreviewPage, Problem> {
+    let statuses = match ask.status.as_deref().filter(|s| !s.is_empty()) {
         None => Vec::new(),
         Some(s) => vec![dashboard::parse_status(s).ok_or_else(|| {
             Problem::new(
@@ -262,22 +261,22 @@ async fn list(
             )
         })?],
     };
-    let per_page = query.per_page.unwrap_or(PER_PAGE);
+    let per_page = ask.per_page.unwrap_or(PER_PAGE);
     if !(1..=MAX_PER_PAGE).contains(&per_page) {
         return Err(Problem::new(
             Code::InvalidInput,
             format!("per_page must be 1 to {MAX_PER_PAGE}"),
         ));
     }
-    let page = query.page.unwrap_or(1);
+    let page = ask.page.unwrap_or(1);
     if !(1..=10_000).contains(&page) {
         return Err(Problem::new(Code::InvalidInput, "page must be 1 to 10000"));
     }
     let filter = PreviewFilter {
         repositories: who.visible(),
         statuses,
-        repository: query.repository.filter(|r| !r.is_empty()),
-        author: query.mine.unwrap_or(false).then(|| who.login.clone()),
+        repository: ask.repository.filter(|r| !r.is_empty()),
+        author: ask.mine.unwrap_or(false).then(|| who.login.clone()),
         search: None,
     };
     let db = &state.stores.db;
@@ -287,20 +286,45 @@ async fn list(
     let current = records::current_attempts(db, &rows)
         .await
         .map_err(|e| store_problem(&e))?;
-    let items: Vec<Value> = rows
+    let items = rows
         .iter()
         .map(|r| {
             let attempt = r.preview.current_attempt_id.and_then(|id| current.get(&id));
-            preview_json(&state, r, attempt)
+            PreviewView::of(state, r, attempt)
         })
         .collect();
-    Ok(Json(json!({
-        "items": items,
-        "page": page,
-        "per_page": per_page,
-        "total": total,
-    }))
-    .into_response())
+    Ok(PreviewPage {
+        items,
+        page,
+        per_page,
+        total,
+    })
+}
+
+/// `GET /api/v1/previews`
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListAsk>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let who = actor(&state, &headers).await?;
+    let Query(ask) = query.map_err(|e| Problem::new(Code::InvalidInput, e.body_text()))?;
+    Ok(Json(list_for(&state, &who, ask).await?).into_response())
+}
+
+/// One preview by id or namespace, with its latest attempts, if `who` can see it.
+pub async fn get_for(state: &AppState, who: &Actor, key: &str) -> Result<PreviewView, Problem> {
+    let db = &state.stores.db;
+    let id = preview_key(state, key).await?;
+    let row = dashboard::service_of(state)
+        .get(who, id, Verb::View)
+        .await?;
+    let attempts = records::attempts_of(db, id, 20)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    let mut view = PreviewView::of(state, &row, attempts.first());
+    view.attempts = Some(attempts.iter().map(AttemptView::of).collect());
+    Ok(view)
 }
 
 /// `GET /api/v1/previews/{id or namespace}`
@@ -310,17 +334,7 @@ async fn one(
     Path(key): Path<String>,
 ) -> Result<Response, Problem> {
     let who = actor(&state, &headers).await?;
-    let db = &state.stores.db;
-    let id = preview_key(&state, &key).await?;
-    let row = dashboard::service_of(&state)
-        .get(&who, id, Verb::View)
-        .await?;
-    let attempts = records::attempts_of(db, id, 20)
-        .await
-        .map_err(|e| store_problem(&e))?;
-    let mut body = preview_json(&state, &row, attempts.first());
-    body["attempts"] = Value::Array(attempts.iter().map(attempt_json).collect());
-    Ok(Json(body).into_response())
+    Ok(Json(get_for(&state, &who, &key).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,6 +344,33 @@ struct LogsQuery {
     tail: Option<i64>,
     timestamps: Option<bool>,
     previous: Option<bool>,
+}
+
+/// The end of a container's log of a preview `who` can see.
+pub async fn logs_for(
+    state: &AppState,
+    who: &Actor,
+    key: &str,
+    ask: &LogAsk,
+) -> Result<LogView, Problem> {
+    let id = preview_key(state, key).await?;
+    let row = dashboard::service_of(state)
+        .get(who, id, Verb::View)
+        .await?;
+    let read = logs::read_for(state, &row.preview.namespace, ask)
+        .await
+        .map_err(log_problem)?;
+    Ok(LogView {
+        id,
+        namespace: row.preview.namespace,
+        pod: read.pod,
+        container: read.container,
+        previous: ask.previous,
+        lines: read.text.lines().map(str::to_owned).collect(),
+        omitted_lines: None,
+        notice: None,
+        pods: read.pods.iter().map(PodView::of).collect(),
+    })
 }
 
 /// `GET /api/v1/previews/{id or namespace}/logs?pod=&container=&tail=&timestamps=&previous=`:
@@ -343,10 +384,6 @@ async fn logs(
 ) -> Result<Response, Problem> {
     let who = actor(&state, &headers).await?;
     let Query(query) = query.map_err(|e| Problem::new(Code::InvalidInput, e.body_text()))?;
-    let id = preview_key(&state, &key).await?;
-    let row = dashboard::service_of(&state)
-        .get(&who, id, Verb::View)
-        .await?;
     let ask = LogAsk {
         pod: query.pod.filter(|p| !p.is_empty()),
         container: query.container.filter(|c| !c.is_empty()),
@@ -354,23 +391,11 @@ async fn logs(
         timestamps: query.timestamps.unwrap_or(false),
         previous: query.previous.unwrap_or(false),
     };
-    let read = logs::read_for(&state, &row.preview.namespace, &ask)
-        .await
-        .map_err(log_problem)?;
-    Ok(Json(json!({
-        "id": id,
-        "namespace": row.preview.namespace,
-        "pod": read.pod,
-        "container": read.container,
-        "previous": ask.previous,
-        "lines": read.text.lines().collect::<Vec<_>>(),
-        "pods": read.pods.iter().map(pod_json).collect::<Vec<_>>(),
-    }))
-    .into_response())
+    Ok(Json(logs_for(&state, &who, &key, &ask).await?).into_response())
 }
 
 /// A log that could not be read, as a problem.
-pub fn log_problem(refused: LogRefused) -> Problem {
+fn log_problem(refused: LogRefused) -> Problem {
     match refused {
         LogRefused::Invalid(text) => Problem::new(Code::InvalidInput, text),
         LogRefused::NoPods => Problem::new(
@@ -379,17 +404,6 @@ pub fn log_problem(refused: LogRefused) -> Problem {
         ),
         LogRefused::Cluster(text) => Problem::new(Code::ServerError, text),
     }
-}
-
-pub fn pod_json(p: &PodInfo) -> Value {
-    json!({
-        "name": p.name,
-        "containers": p.containers,
-        "phase": p.phase,
-        "ready": p.ready,
-        "restarts": p.restarts,
-        "attempt": p.attempt,
-    })
 }
 
 /// The preview id in a path: a number, else a namespace.
@@ -403,6 +417,54 @@ async fn preview_key(state: &AppState, key: &str) -> Result<i64, Problem> {
     id.ok_or_else(|| Problem::new(Code::NotFound, "there is no preview here that you can see"))
 }
 
+/// What can be done to a preview.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Delete,
+    Retry,
+    Redeploy,
+    Extend,
+}
+
+/// Does `action` to the preview `key` names, as `who`, through the dashboard's own service.
+pub async fn act_for(
+    state: &AppState,
+    who: &Actor,
+    key: &str,
+    action: Action,
+) -> Result<ActedView, Problem> {
+    let id = preview_key(state, key).await?;
+    let service = dashboard::service_of(state);
+    let message = match action {
+        Action::Delete => service.delete(who, id).await?,
+        Action::Retry => service.retry(who, id).await?,
+        Action::Redeploy => service.redeploy(who, id).await?,
+        Action::Extend => service.extend(who, id).await?,
+    };
+    let db = &state.stores.db;
+    let row = records::preview_row(db, id)
+        .await
+        .map_err(|e| store_problem(&e))?
+        .ok_or_else(|| Problem::new(Code::NotFound, "the preview is gone"))?;
+    let attempt = match action {
+        Action::Retry | Action::Redeploy => records::attempts_of(db, id, 1)
+            .await
+            .map_err(|e| store_problem(&e))?
+            .first()
+            .map(AttemptView::of),
+        Action::Delete | Action::Extend => None,
+    };
+    Ok(ActedView {
+        id,
+        status: dashboard::status_key(row.preview.status).to_owned(),
+        attempt,
+        expires_at: (action == Action::Extend)
+            .then_some(row.preview.expires_at)
+            .flatten(),
+        message,
+    })
+}
+
 /// `DELETE /api/v1/previews/{id or namespace}`: 202 while it is removed.
 async fn delete(
     State(state): State<AppState>,
@@ -410,13 +472,8 @@ async fn delete(
     Path(key): Path<String>,
 ) -> Result<Response, Problem> {
     let who = actor(&state, &headers).await?;
-    let id = preview_key(&state, &key).await?;
-    let message = dashboard::service_of(&state).delete(&who, id).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "status": "deleting", "message": message })),
-    )
-        .into_response())
+    let acted = act_for(&state, &who, &key, Action::Delete).await?;
+    Ok((StatusCode::ACCEPTED, Json(acted)).into_response())
 }
 
 /// `POST /api/v1/previews/{id or namespace}/retry|redeploy|extend`.
@@ -426,12 +483,10 @@ async fn act(
     Path((key, verb)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let who = actor(&state, &headers).await?;
-    let id = preview_key(&state, &key).await?;
-    let service = dashboard::service_of(&state);
-    let message = match verb.as_str() {
-        "retry" => service.retry(&who, id).await?,
-        "redeploy" => service.redeploy(&who, id).await?,
-        "extend" => service.extend(&who, id).await?,
+    let action = match verb.as_str() {
+        "retry" => Action::Retry,
+        "redeploy" => Action::Redeploy,
+        "extend" => Action::Extend,
         _ => {
             return Err(Problem::new(
                 Code::NotFound,
@@ -439,80 +494,11 @@ async fn act(
             ));
         }
     };
-    let db = &state.stores.db;
-    let row = records::preview_row(db, id)
-        .await
-        .map_err(|e| store_problem(&e))?
-        .ok_or_else(|| Problem::new(Code::NotFound, "the preview is gone"))?;
-    if verb == "extend" {
-        return Ok(Json(json!({
-            "id": id,
-            "expires_at": row.preview.expires_at,
-            "message": message,
-        }))
-        .into_response());
-    }
-    let attempt = records::attempts_of(db, id, 1)
-        .await
-        .map_err(|e| store_problem(&e))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "id": id,
-            "status": dashboard::status_key(row.preview.status),
-            "attempt": attempt.first().map(attempt_json),
-            "message": message,
-        })),
-    )
-        .into_response())
-}
-
-fn attempt_json(a: &deploy_attempt::Model) -> Value {
-    json!({
-        "id": a.id,
-        "attempt": a.attempt,
-        "sha": a.sha,
-        "status": format!("{:?}", a.status).to_ascii_lowercase(),
-        "trigger": a.trigger,
-        "error_kind": a.error_kind,
-        "error": a.error.as_deref().map(|e| crate::sanitize::sanitize(e, 1000)),
-        "created_at": a.created_at,
-        "started_at": a.started_at,
-        "finished_at": a.finished_at,
-    })
-}
-
-fn preview_json(
-    state: &AppState,
-    row: &PreviewRow,
-    current: Option<&deploy_attempt::Model>,
-) -> Value {
-    let p = &row.preview;
-    let pr = &row.pull_request;
-    json!({
-        "id": p.id,
-        "namespace": p.namespace,
-        "status": dashboard::status_key(p.status),
-        "url": p.url,
-        "head_sha": p.head_sha,
-        "repository": row.repository.full_name,
-        "pull_request": {
-            "number": pr.number,
-            "title": pr.title,
-            "author": pr.author_login,
-            "url": crate::github::urls::web_path(
-                &state.dashboard.web_url,
-                &format!("{}/pull/{}", row.repository.full_name, pr.number),
-            )
-            .to_string(),
-        },
-        "expires_at": p.expires_at,
-        "last_error": p.last_error.as_deref().map(|e| crate::sanitize::sanitize(e, 500)),
-        "cleanup_failed": p.cleanup_failed,
-        "removed": matches!(p.status, PreviewStatus::Deleting | PreviewStatus::Deleted),
-        "current_attempt": current.map(attempt_json),
-        "dashboard_url": state.reporter.details_url(p.id),
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-    })
+    let acted = act_for(&state, &who, &key, action).await?;
+    let status = if action == Action::Extend {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(acted)).into_response())
 }

@@ -7,7 +7,9 @@
 pub mod api;
 pub mod dashboard;
 mod health;
+mod mcp;
 mod metrics;
+pub mod views;
 mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -75,6 +77,7 @@ impl FromRef<AppState> for Stores {
 
 /// Every route of the app.
 pub fn router(state: AppState) -> Router {
+    let mcp = mcp::routes(&state);
     Router::new()
         .merge(health::routes())
         .merge(webhooks::routes())
@@ -82,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::setup::closed_routes())
         .merge(dashboard::routes())
         .merge(api::routes())
+        .merge(mcp)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
