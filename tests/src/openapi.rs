@@ -5,7 +5,9 @@
 //! 3.0's `nullable`), `enum`, `required`, `properties`, `additionalProperties`, `items`, `allOf`,
 //! `anyOf`, `oneOf` (as "at least one") and the `date-time` format. A missing required field or
 //! a value of the wrong type is a problem; fields the description does not list are allowed
-//! unless it says `additionalProperties: false`, as GitHub adds fields over time.
+//! unless it says `additionalProperties: false`, as GitHub adds fields over time. The same
+//! checker holds previewd's own REST API to the document it serves ([`Spec::from_value`],
+//! [`Spec::answer_schema`]; `type` may also be a list of types there).
 
 use std::{
     path::{Path, PathBuf},
@@ -97,6 +99,56 @@ impl Spec {
         })
     }
 
+    /// A description already parsed (previewd's own, fetched from the app).
+    pub fn from_value(doc: Value) -> Self {
+        Self { doc }
+    }
+
+    /// The template of the operation a request to `path` (query and all) reaches, if the
+    /// description has one: `/api/v1/previews/12/logs?tail=5` → `/api/v1/previews/{preview}/logs`.
+    pub fn template_of(&self, method: &str, path: &str) -> Option<String> {
+        let path = path.split('?').next().unwrap_or_default();
+        let wanted: Vec<&str> = path.split('/').collect();
+        self.doc
+            .get("paths")?
+            .as_object()?
+            .iter()
+            .find_map(|(template, item)| {
+                let parts: Vec<&str> = template.split('/').collect();
+                let fits = parts.len() == wanted.len()
+                    && parts
+                        .iter()
+                        .zip(&wanted)
+                        .all(|(t, w)| t.starts_with('{') || t == w)
+                    && item.get(method.to_ascii_lowercase()).is_some();
+                fits.then(|| template.clone())
+            })
+    }
+
+    /// The schema of `method template`'s answer with `status` as `content_type` — the
+    /// status's own response, else the operation's `default`.
+    pub fn answer_schema(
+        &self,
+        method: &str,
+        template: &str,
+        status: u16,
+        content_type: &str,
+    ) -> Option<&Value> {
+        let responses = self
+            .doc
+            .get("paths")?
+            .get(template)?
+            .get(method.to_ascii_lowercase())?
+            .get("responses")?;
+        let response = responses
+            .get(status.to_string())
+            .or_else(|| responses.get("default"))?;
+        self.deref(response)?
+            .get("content")?
+            .get(content_type)?
+            .get("schema")
+    }
+
     /// The response schema of `method template` (the simulator's template; parameter names may
     /// differ) for `status`, if the description has one.
     pub fn response_schema(&self, method: &str, template: &str, status: u16) -> Option<&Value> {
@@ -184,21 +236,18 @@ impl Spec {
                 }
             }
         }
-        if let Some(kind) = schema.get("type").and_then(Value::as_str) {
-            let fits = match kind {
-                "string" => value.is_string(),
-                "integer" => value.is_i64() || value.is_u64(),
-                "number" => value.is_number(),
-                "boolean" => value.is_boolean(),
-                "object" => value.is_object(),
-                "array" => value.is_array(),
-                "null" => value.is_null(),
-                _ => true,
-            };
-            if !fits {
-                out.push(format!("{at}: expected {kind}, got {}", type_of(value)));
-                return;
-            }
+        let kinds: Vec<&str> = match schema.get("type") {
+            Some(Value::String(kind)) => vec![kind.as_str()],
+            Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if !kinds.is_empty() && !kinds.iter().any(|kind| fits_type(kind, value)) {
+            out.push(format!(
+                "{at}: expected {}, got {}",
+                kinds.join(" or "),
+                type_of(value)
+            ));
+            return;
         }
         if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
             && !allowed.contains(value)
@@ -253,6 +302,20 @@ fn shape(template: &str) -> String {
         .map(|s| if s.starts_with('{') { "{}" } else { s })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Whether `value` is of the JSON Schema type `kind` (an unknown type name fits anything).
+fn fits_type(kind: &str, value: &Value) -> bool {
+    match kind {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "null" => value.is_null(),
+        _ => true,
+    }
 }
 
 fn type_of(v: &Value) -> &'static str {

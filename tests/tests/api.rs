@@ -1,12 +1,14 @@
 //! The REST API (`/api/v1`) over HTTP with API tokens: who a token acts as, what it sees — the
 //! same answers as the dashboard's for reader, writer, operator and stranger — and errors as
 //! `application/problem+json` with their stable codes. The session cookie opens nothing here.
+//! Every answer is checked against the OpenAPI document the app serves.
 
 use previewd::previews::tokens;
 use previewd_entity::PreviewStatus;
 use previewd_tests::{
     db::Engine,
     github::user_id,
+    openapi::Spec,
     scenario::{self, MAINTAINER, OUTSIDER, Options, REPO, Scenario},
     visitor::Visitor,
 };
@@ -26,6 +28,46 @@ async fn token_for(s: &Scenario, login: &str) -> anyhow::Result<String> {
     Ok(made.secret.expose_secret().to_owned())
 }
 
+/// The OpenAPI document the app serves.
+async fn document(s: &Scenario) -> anyhow::Result<Spec> {
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", s.app_url))
+        .await?
+        .json()
+        .await?;
+    Ok(Spec::from_value(doc))
+}
+
+/// Checks an answer against the OpenAPI document the app serves: the operation must be in it
+/// (or the answer a problem), and the body must fit the schema for its status and type.
+async fn described(
+    s: &Scenario,
+    method: &reqwest::Method,
+    path: &str,
+    status: StatusCode,
+    content_type: &str,
+    body: &Value,
+) -> anyhow::Result<()> {
+    let spec = document(s).await?;
+    let template = spec.template_of(method.as_str(), path);
+    let Some(template) = template else {
+        assert_eq!(
+            content_type, "application/problem+json",
+            "{method} {path} is not in the document, so it can only be refused"
+        );
+        return Ok(());
+    };
+    let schema = spec
+        .answer_schema(method.as_str(), &template, status.as_u16(), content_type)
+        .unwrap_or_else(|| panic!("{method} {template} {status} {content_type} is documented"))
+        .clone();
+    let problems = spec.check(&schema, body);
+    assert!(
+        problems.is_empty(),
+        "{method} {path} ({status}) fits the document: {problems:?}\n{body}"
+    );
+    Ok(())
+}
+
 async fn call(
     s: &Scenario,
     token: Option<&str>,
@@ -37,11 +79,10 @@ async fn call(
     }
     let response = request.send().await?;
     let status = response.status();
-    let problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|c| c == "application/problem+json");
+    let content_type = content_type(&response);
+    let problem = content_type == "application/problem+json";
     let body: Value = response.json().await?;
+    described(s, &reqwest::Method::GET, path, status, &content_type, &body).await?;
     assert_eq!(
         problem,
         !status.is_success(),
@@ -117,6 +158,28 @@ async fn tokens_see_through_the_api_what_their_people_see_on_the_dashboard() -> 
         );
         let (_, op) = call(s, Some(&olga), "/api/v1/whoami").await?;
         assert_eq!(op["operator"], true);
+
+        // The document is strict enough to catch an answer that lost a field or changed a type.
+        let spec = document(s).await?;
+        let schema = spec
+            .answer_schema("get", "/api/v1/whoami", 200, "application/json")
+            .expect("whoami is documented")
+            .clone();
+        assert!(spec.check(&schema, &me).is_empty());
+        let mut lost = me.clone();
+        lost.as_object_mut().expect("an object").remove("login");
+        assert!(!spec.check(&schema, &lost).is_empty(), "a missing field");
+        let mut retyped = me.clone();
+        retyped["operator"] = Value::from("no");
+        assert!(!spec.check(&schema, &retyped).is_empty(), "a wrong type");
+        assert_eq!(
+            spec.template_of(
+                "GET",
+                &format!("/api/v1/previews/{}/logs?tail=5", preview.id)
+            )
+            .as_deref(),
+            Some("/api/v1/previews/{preview}/logs")
+        );
 
         // What each sees: as on the dashboard.
         let by_id = format!("/api/v1/previews/{}", preview.id);
@@ -199,6 +262,15 @@ async fn tokens_see_through_the_api_what_their_people_see_on_the_dashboard() -> 
     .await
 }
 
+fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 async fn send(
     s: &Scenario,
     method: reqwest::Method,
@@ -206,12 +278,15 @@ async fn send(
     path: &str,
 ) -> anyhow::Result<(StatusCode, Value)> {
     let response = reqwest::Client::new()
-        .request(method, format!("{}{path}", s.app_url))
+        .request(method.clone(), format!("{}{path}", s.app_url))
         .bearer_auth(token)
         .send()
         .await?;
     let status = response.status();
-    Ok((status, response.json().await?))
+    let content_type = content_type(&response);
+    let body: Value = response.json().await?;
+    described(s, &method, path, status, &content_type, &body).await?;
+    Ok((status, body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,7 +490,17 @@ async fn logs_follow_the_current_pod_and_wrong_methods_are_problems() -> anyhow:
                 response.headers()[header::CONTENT_TYPE],
                 "application/problem+json"
             );
+            let content_type = content_type(&response);
             let body: Value = response.json().await?;
+            described(
+                s,
+                &method,
+                &path,
+                StatusCode::METHOD_NOT_ALLOWED,
+                &content_type,
+                &body,
+            )
+            .await?;
             assert_eq!(
                 (body["status"].as_u64(), body["code"].as_str()),
                 (Some(405), Some("INVALID_INPUT")),

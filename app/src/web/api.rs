@@ -15,8 +15,8 @@
 //! preview is being removed), `POST …/retry|redeploy` (202 with the new attempt), `POST
 //! …/extend` (200 with the new expiry); a state that does not allow one is `CONFLICT`; and a
 //! container's log (`GET …/logs`). A route asked with a method it does not take is 405, as
-//! problem+json too. The same functions answer MCP ([`super::mcp`]). The OpenAPI document is still
-//! to come.
+//! problem+json too. The same functions answer MCP ([`super::mcp`]). `GET /api/v1/openapi.json`
+//! describes it all ([`super::openapi`], generated from the answers' own types).
 
 use axum::{
     Json, Router,
@@ -159,6 +159,7 @@ impl From<ServiceError> for Problem {
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/previews", get(list))
         .route("/api/v1/previews/{id}", get(one).delete(delete))
@@ -183,6 +184,11 @@ async fn wrong_method(method: Method) -> Response {
         )
     }
     .into_response()
+}
+
+/// `GET /api/v1/openapi.json`: the document describing these routes (no token needed).
+async fn openapi(State(state): State<AppState>) -> Response {
+    Json(super::openapi::document(state.server.public_url.as_str())).into_response()
 }
 
 /// Who presents the request's token, with their access now.

@@ -9,6 +9,7 @@ pub mod dashboard;
 mod health;
 mod mcp;
 mod metrics;
+pub mod openapi;
 pub mod views;
 mod webhooks;
 
