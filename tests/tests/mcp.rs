@@ -29,11 +29,13 @@ use serde_json::{Value, json};
 const READY_IMAGE: &str = "image: ghcr.io/acme/web:{sha}\nport: 8080\n";
 const FLAKY_IMAGE: &str = "image: ghcr.io/acme/flaky:{sha}\nport: 8080\n";
 const STRANGER: &str = "sam";
-const TOOLS: [&str; 6] = [
+const TOOLS: [&str; 8] = [
     "delete_preview_environment",
+    "extend_preview_environment",
     "get_preview_environment",
     "get_preview_logs",
     "list_preview_environments",
+    "redeploy_preview_environment",
     "retry_preview_deployment",
     "whoami",
 ];
@@ -149,7 +151,7 @@ async fn agents_use_the_tools_with_their_persons_access_in_both_protocol_version
             };
             assert_eq!(negotiated, Some(expected), "{version}");
 
-            // Six tools, each with both schemas.
+            // Eight tools, each with both schemas.
             let tools = client.list_all_tools().await?;
             let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
             names.sort_unstable();

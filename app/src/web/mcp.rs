@@ -1,5 +1,5 @@
-//! MCP at `/mcp`, for AI agents: the REST API's own functions ([`super::api`]) as tools, over
-//! rmcp's streamable HTTP transport.
+//! MCP at `/mcp`, for AI agents: the REST API's own functions ([`super::api`]) as tools — every
+//! verb the dashboard has — over rmcp's streamable HTTP transport.
 //!
 //! Stateless — no session lives in the process, every request carries what it needs — so any
 //! replica answers any call; answers are plain JSON where the call allows it. Two protocol
@@ -333,13 +333,55 @@ impl Tools {
             api::act_for(&self.state, &who, &args.preview, Action::Retry).await?,
         ))
     }
+
+    #[tool(
+        description = "Deploys the pull request's head commit again, whatever the preview's \
+                       state (a removed preview comes back). Returns the new attempt.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn redeploy_preview_environment(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<PreviewArgs>,
+    ) -> Result<Json<ActedView>, ToolError> {
+        let who = caller(&parts)?;
+        Ok(Json(
+            api::act_for(&self.state, &who, &args.preview, Action::Redeploy).await?,
+        ))
+    }
+
+    #[tool(
+        description = "Pushes a preview environment's expiry out by the configured time to \
+                       live, counted from now. Returns the new expiry.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn extend_preview_environment(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<PreviewArgs>,
+    ) -> Result<Json<ActedView>, ToolError> {
+        let who = caller(&parts)?;
+        Ok(Json(
+            api::act_for(&self.state, &who, &args.preview, Action::Extend).await?,
+        ))
+    }
 }
 
 #[tool_handler(
     router = self.tool_router,
     name = "previewd",
     instructions = "previewd runs a live preview environment for each pull request. List \
-                    them, read one and its logs, retry a failed deploy, delete one. You act as \
+                    them, read one and its logs, retry a failed deploy, redeploy, extend, delete one. You act as \
                     the person whose API token you hold, with their access on GitHub."
 )]
 impl ServerHandler for Tools {
