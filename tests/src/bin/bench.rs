@@ -1097,10 +1097,91 @@ async fn dashboard_pages(engine: Engine) -> anyhow::Result<()> {
         ms(percentile(&latencies, 0.50)),
         ms(percentile(&latencies, 0.99))
     );
+    api_and_mcp(&url, &conn, running).await?;
     drop(worker);
     drop(app);
     db.drop_database().await?;
     previewd_tests::clear_redis_prefix(&prefix).await
+}
+
+/// The REST list and MCP's `list_preview_environments` over the same previews, as the operator
+/// (who sees every one) with an API token: 50 calls one after another each.
+async fn api_and_mcp(
+    url: &str,
+    conn: &sea_orm::DatabaseConnection,
+    running: u64,
+) -> anyhow::Result<()> {
+    use rmcp::{
+        ClientLifecycleMode, ClientServiceExt as _,
+        model::{CallToolRequestParams, ProtocolVersion},
+        transport::{
+            StreamableHttpClientTransport,
+            streamable_http_client::StreamableHttpClientTransportConfig,
+        },
+    };
+    use secrecy::ExposeSecret as _;
+    let made = previewd::previews::tokens::create(
+        conn,
+        previewd_tests::github::user_id(OPERATOR),
+        "bench",
+        None,
+    )
+    .await?;
+    let token = made.secret.expose_secret().to_owned();
+    let http = reqwest::Client::new();
+    for per_page in [25, 100] {
+        let mut times = Vec::with_capacity(50);
+        let mut bytes = 0;
+        for _ in 0..50 {
+            let t0 = Instant::now();
+            let answer = http
+                .get(format!("{url}/api/v1/previews?per_page={per_page}"))
+                .bearer_auth(&token)
+                .send()
+                .await?;
+            anyhow::ensure!(answer.status() == 200, "REST list: {}", answer.status());
+            bytes = answer.bytes().await?.len();
+            times.push(t0.elapsed());
+        }
+        times.sort();
+        println!(
+            "REST GET /api/v1/previews, {running} previews, per_page {per_page}: p50 {}  p99 {}  {:.1} KB (50 calls)",
+            ms(percentile(&times, 0.50)),
+            ms(percentile(&times, 0.99)),
+            bytes as f64 / 1024.0
+        );
+    }
+    let t0 = Instant::now();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp")).auth_header(token),
+    );
+    let client = ()
+        .serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await?;
+    let connect = t0.elapsed();
+    let mut times = Vec::with_capacity(50);
+    for _ in 0..50 {
+        let t0 = Instant::now();
+        let result = client
+            .call_tool(CallToolRequestParams::new("list_preview_environments"))
+            .await?;
+        anyhow::ensure!(result.is_error != Some(true), "MCP list: {result:?}");
+        times.push(t0.elapsed());
+    }
+    times.sort();
+    println!(
+        "MCP list_preview_environments round trip ({running} previews, 25 a page): p50 {}  p99 {} (50 calls; discovery first: {})",
+        ms(percentile(&times, 0.50)),
+        ms(percentile(&times, 0.99)),
+        ms(connect)
+    );
+    client.cancel().await?;
+    Ok(())
 }
 
 #[tokio::main]
