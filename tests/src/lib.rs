@@ -5,6 +5,7 @@
 //! tests run in parallel without seeing each other. [`wait::until`] is the only way a test
 //! waits: on a condition, with a deadline, never on a bare sleep.
 
+pub mod agent;
 pub mod browser;
 pub mod db;
 pub mod github;

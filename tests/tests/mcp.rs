@@ -7,6 +7,7 @@
 use previewd::previews::tokens;
 use previewd_entity::PreviewStatus;
 use previewd_tests::{
+    agent::{self, Agent, call},
     db::Engine,
     github::user_id,
     kube::Behaviour,
@@ -15,14 +16,7 @@ use previewd_tests::{
     visitor::Visitor,
 };
 use reqwest::StatusCode;
-use rmcp::{
-    ClientLifecycleMode, ClientServiceExt as _, RoleClient, ServiceExt as _,
-    model::{CallToolRequestParams, CallToolResult, ProtocolVersion},
-    service::RunningService,
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
+use rmcp::model::{CallToolResult, ProtocolVersion};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
@@ -47,35 +41,8 @@ async fn token_for(s: &Scenario, login: &str) -> anyhow::Result<String> {
     Ok(made.secret.expose_secret().to_owned())
 }
 
-type Client = RunningService<RoleClient, ()>;
-
-/// An rmcp client for `token`, in the current protocol version (`modern`) or the one before.
-async fn connect(s: &Scenario, token: &str, modern: bool) -> anyhow::Result<Client> {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", s.app_url))
-            .auth_header(token),
-    );
-    let client = if modern {
-        ().serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await?
-    } else {
-        ().serve(transport).await?
-    };
-    Ok(client)
-}
-
-async fn call(client: &Client, tool: &'static str, args: Value) -> anyhow::Result<CallToolResult> {
-    let Value::Object(args) = args else {
-        anyhow::bail!("arguments are an object");
-    };
-    Ok(client
-        .call_tool(CallToolRequestParams::new(tool).with_arguments(args))
-        .await?)
+async fn connect(s: &Scenario, token: &str, current: bool) -> anyhow::Result<Agent> {
+    agent::connect(&s.app_url, token, current).await
 }
 
 /// The structured answer of a call that worked.

@@ -8,6 +8,7 @@
 use previewd::previews::{records, tokens};
 use previewd_entity::PreviewStatus;
 use previewd_tests::{
+    agent::{self, Agent},
     db::Engine,
     github::user_id,
     kube::Behaviour,
@@ -16,14 +17,6 @@ use previewd_tests::{
     wait,
 };
 use reqwest::{Method, StatusCode};
-use rmcp::{
-    ClientLifecycleMode, ClientServiceExt as _, RoleClient,
-    model::{CallToolRequestParams, ProtocolVersion},
-    service::RunningService,
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
@@ -64,7 +57,7 @@ struct Person {
     login: &'static str,
     visitor: Visitor,
     token: String,
-    mcp: RunningService<RoleClient, ()>,
+    mcp: Agent,
 }
 
 async fn person(s: &Scenario, login: &'static str) -> anyhow::Result<Person> {
@@ -72,18 +65,7 @@ async fn person(s: &Scenario, login: &'static str) -> anyhow::Result<Person> {
     visitor.sign_in("/previews").await?;
     let made = tokens::create(&s.db, user_id(login), "three doors", None).await?;
     let token = made.secret.expose_secret().to_owned();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", s.app_url))
-            .auth_header(token.clone()),
-    );
-    let mcp = ()
-        .serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await?;
+    let mcp = agent::connect(&s.app_url, &token, true).await?;
     Ok(Person {
         login,
         visitor,
@@ -210,13 +192,7 @@ async fn knock(
                     json!({"preview": preview, "confirm_namespace": namespace}),
                 ),
             };
-            let Value::Object(args) = args else {
-                unreachable!("arguments are objects")
-            };
-            let result = who
-                .mcp
-                .call_tool(CallToolRequestParams::new(tool).with_arguments(args))
-                .await?;
+            let result = agent::call(&who.mcp, tool, args).await?;
             let structured = result.structured_content.clone().unwrap_or_default();
             if result.is_error == Some(true) {
                 return Ok(from_code(structured["code"].as_str().unwrap_or_default()));

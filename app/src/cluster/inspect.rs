@@ -24,8 +24,10 @@ use crate::units::Quantity;
 /// The tails a log can be read with (lines).
 pub const LOG_TAILS: [i64; 3] = [50, 200, 1000];
 
-/// One pod, as the log picker lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One pod, as the log picker lists it (and the REST API and MCP answer it).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct PodInfo {
     pub name: String,
     /// Its containers, init containers first.

@@ -32,7 +32,7 @@ use serde_json::json;
 use super::{
     AppState, dashboard,
     dashboard::logs::{self, LogAsk, LogRefused},
-    views::{ActedView, AttemptView, LogView, PodView, PreviewPage, PreviewView, WhoamiView},
+    views::{ActedView, AttemptView, LogView, PreviewPage, PreviewView, WhoamiView},
 };
 use crate::previews::{
     access::{Actor, Denied, Verb},
@@ -375,7 +375,7 @@ pub async fn logs_for(
         lines: read.text.lines().map(str::to_owned).collect(),
         omitted_lines: None,
         notice: None,
-        pods: read.pods.iter().map(PodView::of).collect(),
+        pods: read.pods,
     })
 }
 

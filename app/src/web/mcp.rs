@@ -198,6 +198,19 @@ impl Tools {
         }
     }
 
+    /// `action` on `preview` as the request's person.
+    async fn act(
+        &self,
+        parts: &http::request::Parts,
+        preview: &str,
+        action: Action,
+    ) -> Result<Json<ActedView>, ToolError> {
+        let who = caller(parts)?;
+        Ok(Json(
+            api::act_for(&self.state, &who, preview, action).await?,
+        ))
+    }
+
     #[tool(
         description = "Who the API token acts as, and whether they are an operator.",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -328,10 +341,7 @@ impl Tools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<PreviewArgs>,
     ) -> Result<Json<ActedView>, ToolError> {
-        let who = caller(&parts)?;
-        Ok(Json(
-            api::act_for(&self.state, &who, &args.preview, Action::Retry).await?,
-        ))
+        self.act(&parts, &args.preview, Action::Retry).await
     }
 
     #[tool(
@@ -349,10 +359,7 @@ impl Tools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<PreviewArgs>,
     ) -> Result<Json<ActedView>, ToolError> {
-        let who = caller(&parts)?;
-        Ok(Json(
-            api::act_for(&self.state, &who, &args.preview, Action::Redeploy).await?,
-        ))
+        self.act(&parts, &args.preview, Action::Redeploy).await
     }
 
     #[tool(
@@ -370,10 +377,7 @@ impl Tools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<PreviewArgs>,
     ) -> Result<Json<ActedView>, ToolError> {
-        let who = caller(&parts)?;
-        Ok(Json(
-            api::act_for(&self.state, &who, &args.preview, Action::Extend).await?,
-        ))
+        self.act(&parts, &args.preview, Action::Extend).await
     }
 }
 

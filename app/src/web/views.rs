@@ -157,32 +157,6 @@ pub struct WhoamiView {
     pub repositories: Option<usize>,
 }
 
-/// One pod of a preview.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct PodView {
-    pub name: String,
-    /// Its containers, init containers first.
-    pub containers: Vec<String>,
-    pub phase: String,
-    pub ready: bool,
-    pub restarts: i32,
-    /// The deploy attempt that made it.
-    pub attempt: Option<i64>,
-}
-
-impl PodView {
-    pub fn of(p: &PodInfo) -> Self {
-        Self {
-            name: p.name.clone(),
-            containers: p.containers.clone(),
-            phase: p.phase.clone(),
-            ready: p.ready,
-            restarts: p.restarts,
-            attempt: p.attempt,
-        }
-    }
-}
-
 /// The end of one container's log.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct LogView {
@@ -202,7 +176,7 @@ pub struct LogView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
     /// Every pod of the preview, to choose from.
-    pub pods: Vec<PodView>,
+    pub pods: Vec<PodInfo>,
 }
 
 /// An action taken.

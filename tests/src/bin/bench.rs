@@ -1111,14 +1111,6 @@ async fn api_and_mcp(
     conn: &sea_orm::DatabaseConnection,
     running: u64,
 ) -> anyhow::Result<()> {
-    use rmcp::{
-        ClientLifecycleMode, ClientServiceExt as _,
-        model::{CallToolRequestParams, ProtocolVersion},
-        transport::{
-            StreamableHttpClientTransport,
-            streamable_http_client::StreamableHttpClientTransportConfig,
-        },
-    };
     use secrecy::ExposeSecret as _;
     let made = previewd::previews::tokens::create(
         conn,
@@ -1152,24 +1144,17 @@ async fn api_and_mcp(
         );
     }
     let t0 = Instant::now();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp")).auth_header(token),
-    );
-    let client = ()
-        .serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await?;
+    let client = previewd_tests::agent::connect(url, &token, true).await?;
     let connect = t0.elapsed();
     let mut times = Vec::with_capacity(50);
     for _ in 0..50 {
         let t0 = Instant::now();
-        let result = client
-            .call_tool(CallToolRequestParams::new("list_preview_environments"))
-            .await?;
+        let result = previewd_tests::agent::call(
+            &client,
+            "list_preview_environments",
+            serde_json::json!({}),
+        )
+        .await?;
         anyhow::ensure!(result.is_error != Some(true), "MCP list: {result:?}");
         times.push(t0.elapsed());
     }
