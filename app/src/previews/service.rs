@@ -228,16 +228,27 @@ pub async fn extend_preview(
     Ok(Some(until))
 }
 
-/// A status in words, as pages and messages show it.
-pub fn status_word(status: PreviewStatus) -> &'static str {
+/// A status's stable key (in the APIs, URLs and class names) and its words (on pages and in
+/// messages).
+fn names(status: PreviewStatus) -> (&'static str, &'static str) {
     match status {
-        PreviewStatus::AwaitingApproval => "awaiting approval",
-        PreviewStatus::Pending => "pending",
-        PreviewStatus::Building => "building",
-        PreviewStatus::Deploying => "deploying",
-        PreviewStatus::Running => "running",
-        PreviewStatus::Failed => "failed",
-        PreviewStatus::Deleting => "deleting",
-        PreviewStatus::Deleted => "deleted",
+        PreviewStatus::AwaitingApproval => ("awaiting_approval", "awaiting approval"),
+        PreviewStatus::Pending => ("pending", "pending"),
+        PreviewStatus::Building => ("building", "building"),
+        PreviewStatus::Deploying => ("deploying", "deploying"),
+        PreviewStatus::Running => ("running", "running"),
+        PreviewStatus::Failed => ("failed", "failed"),
+        PreviewStatus::Deleting => ("deleting", "deleting"),
+        PreviewStatus::Deleted => ("deleted", "deleted"),
     }
+}
+
+/// A status's stable key, as the APIs and URLs name it (`awaiting_approval`).
+pub fn status_key(status: PreviewStatus) -> &'static str {
+    names(status).0
+}
+
+/// A status in words, as pages and messages show it (`awaiting approval`).
+pub fn status_word(status: PreviewStatus) -> &'static str {
+    names(status).1
 }

@@ -19,6 +19,7 @@ use url::Url;
 use super::logs::{Choice, ClusterTotals, ClusterView};
 use super::session::{Flash, Session};
 use crate::cluster::inspect::{EventView, LOG_TAILS, PodInfo, Usage};
+pub use crate::previews::service::status_key;
 use crate::previews::{access::Actor, records::PreviewRow, service::status_word};
 
 const STYLESHEET: &str = include_str!("dashboard.css");
@@ -36,20 +37,7 @@ pub const STATUSES: [PreviewStatus; 8] = [
     PreviewStatus::Deleted,
 ];
 
-/// A status's name in URLs (`awaiting_approval`, `running`, …).
-pub fn status_key(status: PreviewStatus) -> &'static str {
-    match status {
-        PreviewStatus::AwaitingApproval => "awaiting_approval",
-        PreviewStatus::Pending => "pending",
-        PreviewStatus::Building => "building",
-        PreviewStatus::Deploying => "deploying",
-        PreviewStatus::Running => "running",
-        PreviewStatus::Failed => "failed",
-        PreviewStatus::Deleting => "deleting",
-        PreviewStatus::Deleted => "deleted",
-    }
-}
-
+/// The status a URL's key names (`awaiting_approval`, `running`, …).
 pub fn parse_status(key: &str) -> Option<PreviewStatus> {
     STATUSES.into_iter().find(|s| status_key(*s) == key)
 }
