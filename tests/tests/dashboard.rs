@@ -389,6 +389,23 @@ async fn retry_a_failed_preview_and_refresh_an_expiring_sign_in_on_postgres() ->
             "no token on a page"
         );
         assert!(detail.body.contains(&format!("action=\"{page}/retry\"")));
+        // The person's GitHub tokens (refreshed and saved again) are in the table only sealed.
+        use sea_orm::EntityTrait as _;
+        let rows = session::Entity::find().all(&s.db).await?;
+        let signed = rows.iter().filter(|r| r.user_id.is_some()).count();
+        assert!(signed > 0);
+        for row in &rows {
+            assert!(
+                row.data.get("token").is_none(),
+                "no plain token: {}",
+                row.data
+            );
+            assert_eq!(
+                row.data.get("sealed").is_some(),
+                row.user_id.is_some(),
+                "signed-in sessions hold a sealed token"
+            );
+        }
 
         // Search goes through the PostgreSQL path (LOWER, LIKE with an escape).
         let found = maya.get("/previews?q=FLAKY").await?;

@@ -4,8 +4,11 @@
 //! random bits; the row's id is the SHA-256 of that value, so reading the table hands out no
 //! usable cookie. The row holds the signed-in user, the CSRF token every state-changing form
 //! carries, the pending OAuth round trip (state, PKCE verifier, where to go after) and the
-//! person's GitHub tokens, which never leave the server. A sign-in makes a new session (the
-//! one of the round trip is deleted), so a cookie planted before sign-in is worth nothing after.
+//! person's GitHub tokens, which never leave the server — sealed (ChaCha20-Poly1305) with a key
+//! derived from the cookie's value, so a copy of the database, a backup or a log of its rows
+//! holds no usable GitHub token: only a request bearing the cookie unseals it. A sign-in makes
+//! a new session (the one of the round trip is deleted), so a cookie planted before sign-in is
+//! worth nothing after.
 
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
@@ -35,9 +38,13 @@ pub struct SessionData {
     /// The OAuth round trip under way (before sign-in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_in: Option<PendingSignIn>,
-    /// The person's GitHub tokens (after sign-in).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The person's GitHub tokens (after sign-in). Never written as they are: the row holds
+    /// them sealed ([`SessionData::sealed`]) with a key only the browser's cookie gives.
+    #[serde(skip)]
     pub token: Option<StoredToken>,
+    /// [`SessionData::token`] sealed: base64 of nonce and ChaCha20-Poly1305 ciphertext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) sealed: Option<String>,
     /// One message to show on the next page (what an action did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flash: Option<Flash>,
@@ -64,12 +71,95 @@ pub struct Flash {
 }
 
 /// A session as a request found it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     /// The row's id (the cookie value's hash).
     pub id: String,
     pub user: Option<user::Model>,
     pub data: SessionData,
+    /// The key the GitHub tokens are sealed with, derived from the cookie's value: the
+    /// database alone cannot unseal them.
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sealing key of the session whose cookie holds `value` (independent of the row's id,
+/// which is the value's plain hash).
+fn key_of(value: &str) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(b"previewd session token key\0");
+    digest.update(value.as_bytes());
+    digest.finalize().into()
+}
+
+fn aead_key(key: &[u8; 32]) -> Option<ring::aead::LessSafeKey> {
+    let unbound = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key).ok()?;
+    Some(ring::aead::LessSafeKey::new(unbound))
+}
+
+/// `token` sealed with `key` under a fresh random nonce.
+fn seal(key: &[u8; 32], token: &StoredToken) -> Result<String, DbErr> {
+    use ring::rand::SecureRandom as _;
+    let failed = || DbErr::Custom("could not seal the session's GitHub token".into());
+    let mut nonce = [0u8; ring::aead::NONCE_LEN];
+    ring::rand::SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| failed())?;
+    let mut text = serde_json::to_vec(token).map_err(|_| failed())?;
+    aead_key(key)
+        .ok_or_else(failed)?
+        .seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::empty(),
+            &mut text,
+        )
+        .map_err(|_| failed())?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&text);
+    Ok(base64::engine::general_purpose::STANDARD.encode(out))
+}
+
+/// The token `sealed` holds, if `key` opens it (a wrong key or a changed byte: none).
+fn unseal(key: &[u8; 32], sealed: &str) -> Option<StoredToken> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .ok()?;
+    if bytes.len() < ring::aead::NONCE_LEN {
+        return None;
+    }
+    let (nonce, text) = bytes.split_at(ring::aead::NONCE_LEN);
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut text = text.to_vec();
+    let plain = aead_key(key)?
+        .open_in_place(nonce, ring::aead::Aad::empty(), &mut text)
+        .ok()?;
+    serde_json::from_slice(plain).ok()
+}
+
+/// `data` as a row stores it: the token sealed with `key`.
+fn stored(key: &[u8; 32], data: &SessionData) -> Result<serde_json::Value, DbErr> {
+    let mut row = data.clone();
+    row.sealed = match &data.token {
+        Some(token) => Some(seal(key, token)?),
+        None => None,
+    };
+    serde_json::to_value(&row).map_err(|e| DbErr::Custom(e.to_string()))
+}
+
+/// A row's data, its token unsealed with `key`.
+fn unstored(key: &[u8; 32], value: serde_json::Value) -> SessionData {
+    let mut data: SessionData = serde_json::from_value(value).unwrap_or_default();
+    data.token = data.sealed.take().and_then(|s| unseal(key, &s));
+    data
 }
 
 /// 244 random bits (two version-4 UUIDs from the system's generator), URL-safe.
@@ -129,11 +219,13 @@ pub async fn load(
         session::Entity::delete_by_id(row.id).exec(db).await?;
         return Ok(None);
     }
-    let data = serde_json::from_value(row.data).unwrap_or_default();
+    let key = key_of(&value);
+    let data = unstored(&key, row.data);
     Ok(Some(Session {
         id: row.id,
         user,
         data,
+        key,
     }))
 }
 
@@ -146,7 +238,8 @@ pub async fn create(
 ) -> Result<(String, Session), DbErr> {
     let value = random_token();
     let id = hash(&value);
-    let stored = serde_json::to_value(&data).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let key = key_of(&value);
+    let stored = stored(&key, &data)?;
     let now = Utc::now();
     session::ActiveModel {
         id: Set(id.clone()),
@@ -161,12 +254,20 @@ pub async fn create(
         Some(id) => user::Entity::find_by_id(id).one(db).await?,
         None => None,
     };
-    Ok((value, Session { id, user, data }))
+    Ok((
+        value,
+        Session {
+            id,
+            user,
+            data,
+            key,
+        },
+    ))
 }
 
 /// Writes `session.data`.
 pub async fn save(db: &impl ConnectionTrait, session: &Session) -> Result<(), DbErr> {
-    let data = serde_json::to_value(&session.data).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let data = stored(&session.key, &session.data)?;
     session::Entity::update_many()
         .col_expr(session::Column::Data, sea_orm::sea_query::Expr::value(data))
         .filter(session::Column::Id.eq(session.id.clone()))
@@ -184,7 +285,7 @@ pub async fn reload(db: &impl ConnectionTrait, session: &mut Session) -> Result<
     else {
         return Ok(false);
     };
-    session.data = serde_json::from_value(row.data).unwrap_or_default();
+    session.data = unstored(&session.key, row.data);
     Ok(true)
 }
 
@@ -271,6 +372,36 @@ mod tests {
             assert!(set.contains(part), "{set}");
         }
         assert!(!set.contains("Domain"));
+    }
+
+    #[test]
+    fn github_tokens_are_sealed_to_the_cookie() {
+        let token = StoredToken {
+            access: "ghu_accessaccessaccessaccessaccess0000".into(),
+            refresh: Some("ghr_refreshrefreshrefreshrefresh0000".into()),
+            expires_at: None,
+        };
+        let data = SessionData {
+            csrf: "c".into(),
+            token: Some(token.clone()),
+            ..SessionData::default()
+        };
+        let key = key_of("the cookie");
+        let row = stored(&key, &data).expect("sealed");
+        let text = row.to_string();
+        assert!(!text.contains("ghu_") && !text.contains("ghr_"), "{text}");
+        assert_eq!(unstored(&key, row.clone()).token, Some(token));
+        assert_eq!(unstored(&key_of("another cookie"), row.clone()).token, None);
+        let mut tampered = row.clone();
+        let sealed = tampered["sealed"].as_str().expect("sealed").to_owned();
+        let flipped = if sealed.ends_with('A') { "B" } else { "A" };
+        tampered["sealed"] = format!("{}{flipped}", &sealed[..sealed.len() - 1]).into();
+        assert_eq!(unstored(&key, tampered).token, None);
+        // Two seals of one token differ (a fresh nonce each time).
+        assert_ne!(stored(&key, &data).expect("sealed"), row);
+        // A row from before sealing (a plain `token`) yields no token, not a plaintext one.
+        let old = serde_json::json!({"csrf": "c", "token": {"access": "ghu_x", "refresh": null}});
+        assert_eq!(unstored(&key, old).token, None);
     }
 
     #[test]
