@@ -40,11 +40,13 @@ async fn the_sandbox_plays_a_whole_life_on_a_private_redis() -> anyhow::Result<(
         .arg("--once")
         .env("TEST_REDIS_URL", format!("redis://127.0.0.1:{closed}"))
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
+        // Held open until the pages are looked at: closing it lets `--once` stop.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
     let stdout = child.stdout.take().expect("piped");
+    let stdin = child.stdin.take().expect("piped");
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -98,6 +100,7 @@ async fn the_sandbox_plays_a_whole_life_on_a_private_redis() -> anyhow::Result<(
         page.body.contains("Change feature/hello"),
         "the closed one is listed as deleted"
     );
+    drop(stdin);
     // The process's own exit, waited for with a deadline.
     let status = tokio::time::timeout(
         Duration::from_secs(60),

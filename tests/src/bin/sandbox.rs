@@ -5,8 +5,9 @@
 //! and opens a second one that stays running, printing what GitHub shows at each step. The
 //! dashboard is up the whole time at the printed address, and the simulated GitHub signs any
 //! browser in as `maya`: "Sign in with GitHub" goes through the App's real OAuth flow, against
-//! the simulator (nothing in previewd itself can skip it). It stays up until Ctrl-C, or exits
-//! after the story with `--once`.
+//! the simulator (nothing in previewd itself can skip it). It stays up until Ctrl-C, or with
+//! `--once` exits after the story once its standard input is closed (at once from a terminal
+//! or `</dev/null`; a caller holding a pipe open looks at the pages first, then closes it).
 //!
 //! It needs nothing started by hand: when no Redis answers at `127.0.0.1:6379` (or
 //! `TEST_REDIS_URL`), it starts a private `redis-server` of its own on a free port, says so, and
@@ -157,7 +158,18 @@ async fn main() -> anyhow::Result<()> {
         "   every state is on the dashboard: {}/previews?status=deleted and {}/previews",
         s.app_url, s.app_url
     );
-    if !once {
+    if once {
+        // Whatever arrives on standard input is dropped; its end is the signal to stop (a
+        // terminal is not waited for).
+        use std::io::IsTerminal as _;
+        if !std::io::stdin().is_terminal() {
+            tokio::task::spawn_blocking(|| {
+                std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
+            })
+            .await?
+            .ok();
+        }
+    } else {
         println!("\npreviewd keeps running; Ctrl-C stops everything.");
         tokio::signal::ctrl_c().await?;
     }
