@@ -2,7 +2,8 @@
 //!
 //! The JWT is octocrab's (`octocrab::auth::create_jwt`): RS256, `iat` 60 s in the past (GitHub's
 //! allowance for clock drift), `exp` 9 minutes ahead (GitHub refuses more than 10), integer
-//! seconds, `iss` the App id. Installation tokens live an hour; [`TokenCache`] hands out a cached
+//! seconds, `iss` the App id; one is reused for [`JWT_REUSE`] (4 minutes), so signing costs one
+//! RSA operation per 4 minutes, not one per request as the App. Installation tokens live an hour; [`TokenCache`] hands out a cached
 //! token until it is within [`REFRESH_MARGIN`] of expiry, and each installation has its own async
 //! mutex, so concurrent callers wait for one mint instead of minting a token each (octocrab's own
 //! installation clients mint one per concurrent caller and keep a cache per client).
@@ -19,11 +20,18 @@ use secrecy::{ExposeSecret, SecretString};
 /// A token this close to expiry is replaced before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
+/// How long one App JWT is handed out again. It is good for 9 minutes from its making; reused
+/// for 4, it always has at least 5 left when sent — while a signature each call would be an
+/// RSA operation per GitHub request made as the App (every token mint and retry of one).
+pub const JWT_REUSE: Duration = Duration::from_secs(240);
+
 /// The App's identity: its id and signing key.
 #[derive(Clone)]
 pub struct AppAuth {
     app_id: u64,
     key: octocrab::auth::AppAuth,
+    /// The JWT made last, and until when it is handed out again.
+    recent: Arc<Mutex<Option<(SecretString, SystemTime)>>>,
 }
 
 impl std::fmt::Debug for AppAuth {
@@ -46,6 +54,7 @@ impl AppAuth {
                 app_id: AppId(app_id),
                 key,
             },
+            recent: Arc::default(),
         })
     }
 
@@ -53,12 +62,25 @@ impl AppAuth {
         self.app_id
     }
 
-    /// A fresh App JWT.
+    /// An App JWT: the one made within [`JWT_REUSE`], else a new one.
     pub fn jwt(&self) -> Result<SecretString, String> {
-        self.key
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = SystemTime::now();
+        if let Some((jwt, until)) = recent.as_ref()
+            && now < *until
+        {
+            return Ok(jwt.clone());
+        }
+        let jwt = self
+            .key
             .generate_bearer_token()
             .map(SecretString::from)
-            .map_err(|_| "cannot sign the App JWT".to_owned())
+            .map_err(|_| "cannot sign the App JWT".to_owned())?;
+        *recent = Some((jwt.clone(), now + JWT_REUSE));
+        Ok(jwt)
     }
 }
 
@@ -237,5 +259,9 @@ mod tests {
             Some(42),
             "the App id, as GitHub accepts it"
         );
+        // Reused while it has more than 5 minutes left; a clone shares it.
+        assert!(exp >= now + 300 + JWT_REUSE.as_secs() - 1);
+        let again = auth.clone().jwt().expect("jwt");
+        assert_eq!(again.expose_secret(), jwt.expose_secret());
     }
 }
