@@ -191,19 +191,85 @@ impl Queues {
         Ok(())
     }
 
-    /// Enqueues every job of `work` (deploys, cleanups, extends).
+    /// Enqueues every job of `work` (deploys, cleanups, extends): one push per queue that has
+    /// jobs, carrying all of them (apalis-redis pushes a batch with one script call), the
+    /// queues' pushes sent together, then one wake-up per queue. A group of deliveries
+    /// committed together enqueues its work this way, in a few round trips to Redis.
     pub async fn enqueue(
         &self,
         work: &crate::previews::lifecycle::Work,
     ) -> Result<(), EnqueueError> {
-        for job in &work.deploys {
-            self.deploy(job.clone()).await?;
-        }
-        for job in &work.cleanups {
-            self.cleanup(job.clone()).await?;
-        }
-        for job in &work.extends {
-            self.extend(job.clone()).await?;
+        let deploys = async {
+            if work.deploys.is_empty() {
+                return Ok(false);
+            }
+            // Collected first: a borrowing iterator held across the push is not `Send` enough.
+            let tasks: Vec<_> = work
+                .deploys
+                .iter()
+                .map(|job| {
+                    TaskBuilder::new(job.clone())
+                        .idempotency_key(deploy_key(job.attempt_id))
+                        .build()
+                })
+                .collect();
+            let mut storage = self.deploy.clone();
+            storage
+                .push_all(futures::stream::iter(tasks))
+                .await
+                .map(|()| true)
+                .map_err(|e| EnqueueError {
+                    queue: "deploy",
+                    message: e.to_string(),
+                })
+        };
+        let cleanups = async {
+            if work.cleanups.is_empty() {
+                return Ok(false);
+            }
+            let tasks: Vec<_> = work
+                .cleanups
+                .iter()
+                .map(|job| {
+                    TaskBuilder::new(job.clone())
+                        .idempotency_key(cleanup_key(job))
+                        .build()
+                })
+                .collect();
+            let mut storage = self.cleanup.clone();
+            storage
+                .push_all(futures::stream::iter(tasks))
+                .await
+                .map(|()| true)
+                .map_err(|e| EnqueueError {
+                    queue: "cleanup",
+                    message: e.to_string(),
+                })
+        };
+        let extends = async {
+            if work.extends.is_empty() {
+                return Ok(false);
+            }
+            let mut storage = self.extend.clone();
+            storage
+                .push_bulk(work.extends.clone())
+                .await
+                .map(|()| true)
+                .map_err(|e| EnqueueError {
+                    queue: "extend",
+                    message: e.to_string(),
+                })
+        };
+        let (deploys, cleanups, extends) = tokio::join!(deploys, cleanups, extends);
+        let pushed = [
+            (Queue::Deploy, deploys?),
+            (Queue::Cleanup, cleanups?),
+            (Queue::Extend, extends?),
+        ];
+        for (queue, pushed) in pushed {
+            if pushed {
+                self.wake(queue).await;
+            }
         }
         Ok(())
     }

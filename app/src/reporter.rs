@@ -573,3 +573,191 @@ pub fn spawn_queued_check_runs(
         }
     });
 }
+
+/// The "queued" check runs of committed deliveries, created by one task (started with the first)
+/// rather than a task each: at a few thousand deliveries a second, a task per delivery piles up
+/// behind an unreachable GitHub (each waits for its own token mint and its retries). The task
+/// creates up to [`QUEUED_AT_ONCE`] at a time; once GitHub could not be reached, for
+/// [`UNREACHABLE_PAUSE`] it does not try, and hands what arrives to the worker at once (its
+/// claims released in one transaction), with one warning per group, not one per delivery.
+pub struct QueuedCheckRuns {
+    reporter: Reporter,
+    sender: std::sync::OnceLock<tokio::sync::mpsc::Sender<QueuedOn>>,
+}
+
+/// A queued check run to create, and where.
+struct QueuedOn {
+    installation: i64,
+    repo: RepoName,
+    run: QueuedCheckRun,
+}
+
+/// How many queued check runs are created at once.
+pub const QUEUED_AT_ONCE: usize = 8;
+/// How long GitHub is not tried for queued check runs after it could not be reached.
+pub const UNREACHABLE_PAUSE: Duration = Duration::from_secs(1);
+/// Queued check runs waiting for the task; past this, they are handed to the worker.
+const QUEUED_WAITING: usize = 4096;
+
+impl std::fmt::Debug for QueuedCheckRuns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedCheckRuns")
+            .field("started", &self.sender.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueuedCheckRuns {
+    pub fn new(reporter: Reporter) -> Self {
+        Self {
+            reporter,
+            sender: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Shows `runs` (deploys of `repo` just committed) as queued, in the background.
+    pub fn show(&self, installation: i64, repo: &RepoName, runs: Vec<QueuedCheckRun>) {
+        if runs.is_empty() {
+            return;
+        }
+        let sender = self.sender.get_or_init(|| {
+            let (sender, receiver) = tokio::sync::mpsc::channel(QUEUED_WAITING);
+            tokio::spawn(create_queued(self.reporter.clone(), receiver));
+            sender
+        });
+        let mut overflow = Vec::new();
+        for run in runs {
+            let on = QueuedOn {
+                installation,
+                repo: repo.clone(),
+                run,
+            };
+            if let Err(e) = sender.try_send(on) {
+                let on = match e {
+                    tokio::sync::mpsc::error::TrySendError::Full(on)
+                    | tokio::sync::mpsc::error::TrySendError::Closed(on) => on,
+                };
+                overflow.push(on);
+            }
+        }
+        if !overflow.is_empty() {
+            let reporter = self.reporter.clone();
+            tokio::spawn(async move { hand_to_worker(&reporter, &overflow).await });
+        }
+    }
+}
+
+async fn create_queued(reporter: Reporter, mut receiver: tokio::sync::mpsc::Receiver<QueuedOn>) {
+    use futures::StreamExt as _;
+    let mut group = Vec::new();
+    let mut paused_until: Option<tokio::time::Instant> = None;
+    while receiver.recv_many(&mut group, QUEUED_WAITING).await > 0 {
+        let batch = std::mem::take(&mut group);
+        if paused_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+            hand_to_worker(&reporter, &batch).await;
+            tracing::warn!(
+                check_runs = batch.len(),
+                "GitHub could not be reached a moment ago; the worker will show these queued check runs"
+            );
+            continue;
+        }
+        let unreachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let at_once = if paused_until.is_some() {
+            1 // after GitHub was unreachable, one probe at a time until it answers again
+        } else {
+            QUEUED_AT_ONCE
+        };
+        let outcomes: Vec<Shown> = futures::stream::iter(batch)
+            .map(|on| try_queued(reporter.clone(), unreachable.clone(), on))
+            .buffer_unordered(at_once)
+            .collect()
+            .await;
+        // A failed try handed its claim over itself; those not tried still hold theirs.
+        let not_tried: Vec<&QueuedOn> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Shown::NotTried(on) => Some(on),
+                Shown::Created | Shown::Failed => None,
+            })
+            .collect();
+        hand_to_worker(&reporter, &not_tried).await;
+        let failed = outcomes.len()
+            - outcomes
+                .iter()
+                .filter(|o| matches!(o, Shown::Created))
+                .count();
+        if failed > 0 {
+            tracing::warn!(
+                check_runs = failed,
+                "could not show queued check runs; the worker will"
+            );
+        }
+        if unreachable.load(std::sync::atomic::Ordering::Relaxed) {
+            paused_until = Some(tokio::time::Instant::now() + UNREACHABLE_PAUSE);
+        } else if failed < outcomes.len() {
+            paused_until = None;
+        }
+    }
+}
+
+/// What became of one queued check run of a group.
+enum Shown {
+    Created,
+    /// Tried; its claim was handed over by the try.
+    Failed,
+    /// Not tried (GitHub had just been found unreachable); it still holds its claim.
+    NotTried(QueuedOn),
+}
+
+/// Creates one queued check run unless GitHub was just found `unreachable` (set here when a try
+/// cannot reach it).
+async fn try_queued(
+    reporter: Reporter,
+    unreachable: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    on: QueuedOn,
+) -> Shown {
+    use std::sync::atomic::Ordering;
+    if unreachable.load(Ordering::Relaxed) {
+        return Shown::NotTried(on);
+    }
+    match reporter
+        .queued_check_run(on.installation, &on.repo, &on.run)
+        .await
+    {
+        Ok(()) => Shown::Created,
+        Err(e) => {
+            if let ReportError::GitHub(g) = &e
+                && g.status.is_none()
+                && !g.maybe_applied
+            {
+                unreachable.store(true, Ordering::Relaxed);
+            }
+            tracing::debug!(attempt = on.run.attempt_id, error = %e, "could not show the queued check run; the worker will");
+            Shown::Failed
+        }
+    }
+}
+
+/// Releases the claims of queued check runs not created, in one transaction, so the worker
+/// creates each check run at once instead of waiting for the claim's lease to run out.
+async fn hand_to_worker<R: std::borrow::Borrow<QueuedOn>>(reporter: &Reporter, runs: &[R]) {
+    use sea_orm::TransactionTrait as _;
+    if runs.is_empty() {
+        return;
+    }
+    let released = async {
+        let txn = reporter.db.begin().await?;
+        for on in runs {
+            let run = &on.borrow().run;
+            let object = GitHubObject::CheckRun {
+                attempt_id: run.attempt_id,
+            };
+            records::settle_github_claim(&txn, object, run.claim, None).await?;
+        }
+        txn.commit().await
+    }
+    .await;
+    if let Err(e) = released {
+        tracing::warn!(check_runs = runs.len(), error = %e, "could not release the claims of queued check runs; the worker takes each over when its lease runs out");
+    }
+}

@@ -319,6 +319,69 @@ async fn postgres_fifty_pull_requests_at_once() -> anyhow::Result<()> {
     fifty_pull_requests_at_once(Engine::Postgres).await
 }
 
+/// Deliveries arriving together share one transaction (the app's group commit): one among them
+/// that cannot be stored (a pull request number past what the database holds), and a GUID sent
+/// twice at once, spoil nothing for the others — each answered as if it had come alone.
+async fn a_bad_delivery_in_a_group_spoils_none(engine: Engine) -> anyhow::Result<()> {
+    let mut options = Options::new(engine);
+    options.workers = 0;
+    scenario::run(options, async |s| {
+        let mut sends: Vec<(String, Vec<u8>)> = (1..=30u64)
+            .map(|n| (format!("group-{n}"), pull_request_payload(n)))
+            .collect();
+        sends.push(("group-hostile".into(), pull_request_payload(1 << 63)));
+        sends.push(("group-twice".into(), pull_request_payload(40)));
+        sends.push(("group-twice".into(), pull_request_payload(40)));
+        let s = &*s;
+        let answers = join_all(sends.into_iter().map(|(guid, body)| async move {
+            let signature = sign(SECRET, &body);
+            let (status, text) = post(s, "pull_request", &guid, body, Some(signature)).await;
+            (guid, status, text)
+        }))
+        .await;
+        for (guid, status, text) in &answers {
+            match guid.as_str() {
+                "group-hostile" => {
+                    assert_eq!(*status, 200, "{text}");
+                    assert!(text.contains("rejected"), "{text}");
+                }
+                "group-twice" => assert!(*status == 202 || *status == 200, "{text}"),
+                _ => assert_eq!(*status, 202, "{guid}: {text}"),
+            }
+        }
+        let twice: Vec<_> = answers
+            .iter()
+            .filter(|(guid, _, _)| guid == "group-twice")
+            .map(|(_, status, text)| (*status, text.contains("duplicate")))
+            .collect();
+        assert!(
+            twice.contains(&(202, false)) && twice.contains(&(200, true)),
+            "one of the two is processed, the other is its duplicate: {twice:?}"
+        );
+        // 30 + the one sent twice are whole; the hostile one is recorded as rejected, nothing else.
+        assert_eq!(rows(s).await?, (32, 31, 31));
+        let hostile = webhook_delivery::Entity::find()
+            .all(&s.db)
+            .await?
+            .into_iter()
+            .find(|d| d.guid == "group-hostile")
+            .expect("the hostile delivery is recorded");
+        assert_eq!(hostile.outcome, previewd_entity::DeliveryOutcome::Rejected);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_bad_delivery_in_a_group_spoils_none() -> anyhow::Result<()> {
+    a_bad_delivery_in_a_group_spoils_none(Engine::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_bad_delivery_in_a_group_spoils_none() -> anyhow::Result<()> {
+    a_bad_delivery_in_a_group_spoils_none(Engine::Postgres).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_means_503_and_a_redelivery_recovers() -> anyhow::Result<()> {
     let mut redis = previewd_tests::redis_server::RedisServer::start(false).await?;

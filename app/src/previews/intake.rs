@@ -102,11 +102,50 @@ pub fn parse_command(body: &str) -> Option<Command> {
     }
 }
 
+/// What one transaction has already written of the installations and repositories its events
+/// name, so a group of deliveries committed together ([`decide_in`]) writes each row once. It is
+/// only good for the transaction it was made for.
+#[derive(Debug, Default)]
+pub struct Written {
+    repositories: std::collections::HashSet<(i64, Repo)>,
+}
+
+impl Written {
+    /// Makes sure `repo` of `installation` is recorded as the event says; returns the ids of
+    /// repositories it replaces (see [`records::upsert_repository`]), none when this transaction
+    /// recorded it just so already.
+    async fn repository(
+        &mut self,
+        db: &impl ConnectionTrait,
+        installation: i64,
+        repo: &Repo,
+    ) -> Result<Vec<i64>, DbErr> {
+        if self.repositories.contains(&(installation, repo.clone())) {
+            return Ok(Vec::new());
+        }
+        records::ensure_installation(db, installation, repo.name.owner()).await?;
+        let replaced = records::upsert_repository(db, installation, repo).await?;
+        self.repositories.insert((installation, repo.clone()));
+        Ok(replaced)
+    }
+}
+
 /// Applies `event` to the database and says what to do next.
 pub async fn decide(
     db: &impl ConnectionTrait,
     event: &Event,
     origin: Origin,
+) -> Result<Decision, DbErr> {
+    decide_in(db, event, origin, &mut Written::default()).await
+}
+
+/// [`decide`] for one of several events applied in the same transaction, `written` carrying
+/// what the earlier ones wrote.
+pub async fn decide_in(
+    db: &impl ConnectionTrait,
+    event: &Event,
+    origin: Origin,
+    written: &mut Written,
 ) -> Result<Decision, DbErr> {
     match event {
         Event::Ping => Ok(Decision::ignored("ping")),
@@ -125,6 +164,7 @@ pub async fn decide(
         } => {
             pull_request(
                 db,
+                written,
                 *action,
                 *installation,
                 repo,
@@ -145,7 +185,7 @@ pub async fn decide(
             let Some(command) = parse_command(body) else {
                 return Ok(Decision::ignored("comment without a /preview command"));
             };
-            comment_command(db, *installation, repo, *number, command, sender).await
+            comment_command(db, written, *installation, repo, *number, command, sender).await
         }
         Event::Installation {
             action,
@@ -299,6 +339,7 @@ pub async fn decide(
 )]
 async fn pull_request(
     db: &impl ConnectionTrait,
+    written: &mut Written,
     action: PullRequestAction,
     installation: i64,
     repo: &Repo,
@@ -307,8 +348,7 @@ async fn pull_request(
     label: Option<&str>,
     origin: Origin,
 ) -> Result<Decision, DbErr> {
-    records::ensure_installation(db, installation, repo.name.owner()).await?;
-    let replaced = records::upsert_repository(db, installation, repo).await?;
+    let replaced = written.repository(db, installation, repo).await?;
     let gone = remove_all(db, &replaced, &Removal::RepositoryRemoved).await?;
     let mut decision = pull_request_event(db, action, repo, pr, sender, label, origin).await?;
     decision.work.extend(gone);
@@ -399,14 +439,14 @@ async fn rerun(
 
 async fn comment_command(
     db: &impl ConnectionTrait,
+    written: &mut Written,
     installation: i64,
     repo: &Repo,
     number: u64,
     command: Command,
     sender: &str,
 ) -> Result<Decision, DbErr> {
-    records::ensure_installation(db, installation, repo.name.owner()).await?;
-    records::upsert_repository(db, installation, repo).await?;
+    written.repository(db, installation, repo).await?;
     let Some(pr_row) = records::find_pull_request(db, repo.id, number).await? else {
         return Ok(Decision::ignored(
             "command on a pull request previewd has not seen",

@@ -265,7 +265,9 @@ fn revival(revive: bool) -> PreviewChange {
 }
 
 /// A deploy asked for by an event about `pr` (see [`Ask`]); `trigger` is recorded on the
-/// attempt (`opened`, `synchronize`, `reconcile`, …).
+/// attempt (`opened`, `synchronize`, `reconcile`, …). `pr` is the row as the event's upsert
+/// returned it ([`records::upsert_pull_request`]): one it has just inserted has no preview to
+/// look for.
 pub async fn request_deploy(
     db: &impl ConnectionTrait,
     pr: &pull_request::Model,
@@ -277,7 +279,12 @@ pub async fn request_deploy(
     if pr.state != PullRequestState::Open {
         return Ok(Outcome::recorded("the pull request is not open"));
     }
-    let existing = records::preview_of_for_update(db, pr.id).await?;
+    // A pull request row this transaction has just created has no preview yet.
+    let existing = if records::just_created(pr) {
+        None
+    } else {
+        records::preview_of_for_update(db, pr.id).await?
+    };
     let live = existing
         .as_ref()
         .is_some_and(|p| !REMOVED.contains(&p.status));
@@ -286,8 +293,8 @@ pub async fn request_deploy(
             "draft pull request: no preview until it is ready for review",
         ));
     }
-    let preview = match existing {
-        Some(p) => p,
+    let (preview, created) = match existing {
+        Some(p) => (p, false),
         None => records::insert_preview(db, pr, repo_full_name).await?,
     };
     let current = match preview.current_attempt_id {
@@ -316,7 +323,11 @@ pub async fn request_deploy(
         )));
     }
     let claim = show.claim();
-    let attempt = records::new_attempt(db, preview.id, &pr.head_sha, trigger, claim).await?;
+    let attempt = if created {
+        records::first_attempt(db, preview.id, &pr.head_sha, trigger, claim).await?
+    } else {
+        records::new_attempt(db, preview.id, &pr.head_sha, trigger, claim).await?
+    };
     if !make_current(db, &preview, &attempt, removed).await? {
         return Err(DbErr::Custom(format!(
             "preview {} changed while a deploy was being recorded",

@@ -14,7 +14,7 @@ use previewd_entity::{
     install_setting, installation, preview, pull_request, repository, webhook_delivery,
 };
 use sea_orm::{
-    ActiveModelTrait,
+    ActiveEnum, ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect,
@@ -106,22 +106,42 @@ pub async fn mark_installation(
 /// Inserts or refreshes a repository of an installation. GitHub names are unique at any moment:
 /// another repository previewd knows under this name (deleted, and this one created in its
 /// place) is marked removed; its ids are returned, so its previews can be removed too.
+///
+/// One read finds both the row and any namesake; the row is written only when the event says
+/// something it does not hold, so the deliveries of one busy repository do not all write (and,
+/// on PostgreSQL, lock) its row.
 pub async fn upsert_repository(
     db: &impl ConnectionTrait,
     installation: i64,
     repo: &Repo,
 ) -> Result<Vec<i64>, DbErr> {
-    let now = Utc::now();
-    let replaced: Vec<i64> = repository::Entity::find()
-        .filter(repository::Column::FullName.eq(repo.name.as_str()))
-        .filter(repository::Column::Id.ne(repo.id))
-        .filter(repository::Column::RemovedAt.is_null())
+    let found = repository::Entity::find()
+        .filter(
+            repository::Column::Id
+                .eq(repo.id)
+                .or(repository::Column::FullName
+                    .eq(repo.name.as_str())
+                    .and(repository::Column::RemovedAt.is_null())),
+        )
         .all(db)
-        .await?
-        .into_iter()
+        .await?;
+    let replaced: Vec<i64> = found
+        .iter()
+        .filter(|r| r.id != repo.id)
         .map(|r| r.id)
         .collect();
+    let current = found.iter().find(|r| r.id == repo.id).is_some_and(|r| {
+        r.installation_id == installation
+            && r.full_name == repo.name.as_str()
+            && r.default_branch == repo.default_branch
+            && r.private == repo.private
+            && r.removed_at.is_none()
+    });
     mark_repositories_removed(db, &replaced).await?;
+    if current {
+        return Ok(replaced);
+    }
+    let now = Utc::now();
     let row = repository::ActiveModel {
         id: Set(repo.id),
         installation_id: Set(installation),
@@ -208,8 +228,8 @@ pub async fn live_previews_of(
 }
 
 /// Inserts or refreshes a pull request; returns the row. One statement (an upsert on
-/// (repository, number)), so two deliveries for the same pull request arriving together both
-/// succeed instead of one failing on the unique constraint.
+/// (repository, number) returning the row), so two deliveries for the same pull request arriving
+/// together both succeed instead of one failing on the unique constraint.
 pub async fn upsert_pull_request(
     db: &impl ConnectionTrait,
     repo_id: i64,
@@ -254,11 +274,14 @@ pub async fn upsert_pull_request(
             ])
             .to_owned(),
         )
-        .exec_without_returning(db)
-        .await?;
-    find_pull_request(db, repo_id, pr.number)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("pull request #{number} after its upsert")))
+        .exec_with_returning(db)
+        .await
+}
+
+/// True for the row [`upsert_pull_request`] returns when it inserted it: an insert sets both
+/// timestamps to the same instant, a refresh only `updated_at`.
+pub fn just_created(pr: &pull_request::Model) -> bool {
+    pr.created_at == pr.updated_at
 }
 
 /// A pull request number as stored.
@@ -386,11 +409,12 @@ pub async fn previews_expiring_by(
 /// A new preview row for `pr` (status pending), in a namespace no other preview has: the
 /// readable name, or — when a preview of another pull request holds it (a repository deleted
 /// and created again under the same name) — a name made distinct by the repository's id.
+/// True with it when this call created it (false: a concurrent delivery did, first).
 pub async fn insert_preview(
     db: &impl ConnectionTrait,
     pr: &pull_request::Model,
     repo_full_name: &str,
-) -> Result<preview::Model, DbErr> {
+) -> Result<(preview::Model, bool), DbErr> {
     let number = u64::try_from(pr.number).unwrap_or_default();
     let mut namespace = namespace_name(repo_full_name, number);
     if namespace_taken(db, &namespace).await? {
@@ -418,17 +442,25 @@ pub async fn insert_preview(
         ..Default::default()
     };
     // Two deliveries creating the same preview at once: the second finds the first's row.
-    preview::Entity::insert(row)
+    let inserted = preview::Entity::insert(row)
         .on_conflict(
             OnConflict::column(preview::Column::PullRequestId)
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(db)
-        .await?;
-    preview_of(db, pr.id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("preview of pull request {}", pr.id)))
+        .exec_with_returning(db)
+        .await;
+    match inserted {
+        Ok(row) => Ok((row, true)),
+        // The conflict left no row to return.
+        Err(DbErr::RecordNotInserted | DbErr::RecordNotFound(_)) => {
+            let row = preview_of(db, pr.id).await?.ok_or_else(|| {
+                DbErr::RecordNotFound(format!("preview of pull request {}", pr.id))
+            })?;
+            Ok((row, false))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn namespace_taken(db: &impl ConnectionTrait, namespace: &str) -> Result<bool, DbErr> {
@@ -586,10 +618,34 @@ pub async fn new_attempt(
         .order_by_desc(deploy_attempt::Column::Attempt)
         .one(db)
         .await?;
+    let number = last.map_or(1, |a| a.attempt + 1);
+    insert_attempt(db, preview_id, sha, number, trigger, check_run_claim).await
+}
+
+/// [`new_attempt`] for a preview this transaction has just created: its first attempt, with
+/// nothing to read first.
+pub async fn first_attempt(
+    db: &impl ConnectionTrait,
+    preview_id: i64,
+    sha: &str,
+    trigger: &str,
+    check_run_claim: Option<i64>,
+) -> Result<deploy_attempt::Model, DbErr> {
+    insert_attempt(db, preview_id, sha, 1, trigger, check_run_claim).await
+}
+
+async fn insert_attempt(
+    db: &impl ConnectionTrait,
+    preview_id: i64,
+    sha: &str,
+    number: i32,
+    trigger: &str,
+    check_run_claim: Option<i64>,
+) -> Result<deploy_attempt::Model, DbErr> {
     deploy_attempt::ActiveModel {
         preview_id: Set(preview_id),
         sha: Set(sha.to_owned()),
-        attempt: Set(last.map_or(1, |a| a.attempt + 1)),
+        attempt: Set(number),
         status: Set(AttemptStatus::Queued),
         trigger: Set(trigger.chars().take(32).collect()),
         check_run_id: Set(check_run_claim),
@@ -723,6 +779,58 @@ pub async fn record_delivery(
         }
         _ => Ok(DeliveryRecord::Duplicate),
     }
+}
+
+/// The outcomes of those of `guids` already recorded, by GUID (one read for a group of
+/// deliveries committed together).
+pub async fn recorded_deliveries(
+    db: &impl ConnectionTrait,
+    guids: &[&str],
+) -> Result<std::collections::HashMap<String, DeliveryOutcome>, DbErr> {
+    if guids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    Ok(webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::Guid)
+        .column(webhook_delivery::Column::Outcome)
+        .filter(webhook_delivery::Column::Guid.is_in(guids.iter().copied()))
+        .into_tuple::<(String, DeliveryOutcome)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Records a group of deliveries with their outcomes, in one statement; a GUID recorded before
+/// as failed is recorded again. Returns how many rows it wrote: fewer than `rows` means another
+/// process recorded one of these GUIDs meanwhile (the caller's transaction must not commit).
+pub async fn record_deliveries(
+    db: &impl ConnectionTrait,
+    rows: Vec<webhook_delivery::ActiveModel>,
+) -> Result<usize, DbErr> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let refresh = [
+        webhook_delivery::Column::Event,
+        webhook_delivery::Column::Action,
+        webhook_delivery::Column::InstallationId,
+        webhook_delivery::Column::RepositoryFullName,
+        webhook_delivery::Column::Outcome,
+        webhook_delivery::Column::Detail,
+        webhook_delivery::Column::ReceivedAt,
+    ];
+    let mut conflict = OnConflict::column(webhook_delivery::Column::Guid);
+    conflict.update_columns(refresh).action_and_where(
+        Expr::col((webhook_delivery::Entity, webhook_delivery::Column::Outcome))
+            .eq(DeliveryOutcome::Failed.to_value()),
+    );
+    let written = webhook_delivery::Entity::insert_many(rows)
+        .on_conflict(conflict)
+        .exec_with_returning_keys(db)
+        .await?;
+    Ok(written.len())
 }
 
 /// Sets the outcome of a recorded delivery.

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod dashboard;
+mod group_commit;
 mod health;
 mod mcp;
 mod metrics;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub unverified: crate::github::webhook::UnverifiedBodies,
     /// Sign-in, access and the OAuth client of the dashboard.
     pub dashboard: Arc<dashboard::Dashboard>,
+    /// Where webhook deliveries are recorded, together with those arriving meanwhile.
+    pub intake: Arc<group_commit::GroupCommit>,
 }
 
 impl AppState {
@@ -48,19 +51,29 @@ impl AppState {
         server: ServerConfig,
     ) -> anyhow::Result<Self> {
         let client = crate::github::GitHub::new(github).map_err(anyhow::Error::msg)?;
+        let dashboard = Arc::new(dashboard::Dashboard::new(
+            client.clone(),
+            github.oauth.clone(),
+            github.web_url.clone(),
+            server.kubeconfig.clone(),
+        ));
+        let queues = Queues::new(stores.redis.clone(), &stores.redis_prefix);
+        let reporter = Reporter {
+            db: stores.db.clone(),
+            github: client,
+            public_url: server.public_url.clone(),
+        };
         Ok(Self {
-            dashboard: Arc::new(dashboard::Dashboard::new(
-                client.clone(),
-                github.oauth.clone(),
-                github.web_url.clone(),
-                server.kubeconfig.clone(),
-            )),
-            queues: Queues::new(stores.redis.clone(), &stores.redis_prefix),
-            reporter: Reporter {
+            intake: Arc::new(group_commit::GroupCommit::new(webhooks::Intake {
                 db: stores.db.clone(),
-                github: client,
-                public_url: server.public_url.clone(),
-            },
+                queues: queues.clone(),
+                reporter: reporter.clone(),
+                dashboard: dashboard.clone(),
+                queued: Arc::new(crate::reporter::QueuedCheckRuns::new(reporter.clone())),
+            })),
+            dashboard,
+            queues,
+            reporter,
             webhook_secret: Arc::new(github.webhook_secret.clone()),
             metrics: Arc::default(),
             unverified: crate::github::webhook::UnverifiedBodies::default(),

@@ -6,7 +6,9 @@
 //! 1. `X-Hub-Signature-256` over the raw body, in constant time — else **401**, nothing touched.
 //! 2. The body parses as the event it claims — else **400**.
 //! 3. One database transaction: the delivery GUID (a duplicate is answered **200** with no new
-//!    work), then the rows the event changes ([`intake::decide`]).
+//!    work), then the rows the event changes ([`intake::decide`]). The deliveries that arrive
+//!    together share that transaction ([`super::group_commit`]); [`process`] is the path of one
+//!    delivery alone, which a group that cannot commit as a whole falls back to.
 //! 4. The jobs are enqueued in Redis **before** the transaction commits; if Redis or the database
 //!    fails, everything is rolled back and the answer is **503**, so GitHub shows the delivery
 //!    failed and it can be redelivered.
@@ -34,15 +36,31 @@ use super::AppState;
 use crate::{
     github::{
         RepoName,
-        webhook::{self, Delivery, Event, Refusal, UnverifiedBodies, WebhookSecret},
+        webhook::{
+            self, Delivery, Event, PullRequestAction, Refusal, UnverifiedBodies, WebhookSecret,
+        },
     },
+    jobs::Queues,
     previews::{
         intake::{self, Origin},
         lifecycle,
         records::{self, DeliveryRecord},
     },
-    reporter, store,
+    reporter::{self, Reporter},
+    store,
 };
+
+/// What recording a delivery needs of the app's state (not the state itself: the writer task
+/// of [`super::group_commit`] holds it, and must not keep the state alive).
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub db: sea_orm::DatabaseConnection,
+    pub queues: Queues,
+    pub reporter: Reporter,
+    pub dashboard: std::sync::Arc<super::dashboard::Dashboard>,
+    /// Creates the deliveries' "queued" check runs once they are committed.
+    pub queued: std::sync::Arc<reporter::QueuedCheckRuns>,
+}
 
 pub use crate::github::webhook::extract::MAX_BODY;
 
@@ -107,7 +125,10 @@ async fn receive(State(state): State<AppState>, delivery: Result<Delivery, Refus
         span.record("installation", installation);
         span.record("repo", repo);
     }
-    match process(&state, &guid, event_name, &body, &event)
+    let action = action_word(&event, &body);
+    match state
+        .intake
+        .process(guid.clone(), event_name.to_owned(), action, event)
         .instrument(span)
         .await
     {
@@ -152,15 +173,35 @@ async fn receive(State(state): State<AppState>, delivery: Result<Delivery, Refus
     }
 }
 
-enum Processed {
+pub enum Processed {
     Duplicate,
     Done(intake::Decision),
     /// Refused for a reason a redelivery cannot fix; recorded, answered 2xx.
     Rejected(String),
 }
 
+/// The `action` of a delivery, for its record: from the parsed event where it says it (the
+/// payload is not read twice for the common events), else from the body.
+fn action_word(event: &Event, body: &[u8]) -> Option<String> {
+    let Event::PullRequest { action, .. } = event else {
+        return webhook::action_of(body);
+    };
+    let word = match action {
+        PullRequestAction::Opened => "opened",
+        PullRequestAction::Reopened => "reopened",
+        PullRequestAction::Synchronize => "synchronize",
+        PullRequestAction::Closed => "closed",
+        PullRequestAction::Labeled => "labeled",
+        PullRequestAction::Unlabeled => "unlabeled",
+        PullRequestAction::ReadyForReview => "ready_for_review",
+        PullRequestAction::ConvertedToDraft => "converted_to_draft",
+        PullRequestAction::BaseChanged => "edited",
+    };
+    Some(word.to_owned())
+}
+
 /// Installation and repository of an event, for logs and the delivery record.
-fn event_scope(event: &Event) -> Option<(i64, String)> {
+pub(super) fn event_scope(event: &Event) -> Option<(i64, String)> {
     if let Some((installation, repo)) = event_repo(event) {
         return Some((installation, repo.to_string()));
     }
@@ -203,18 +244,18 @@ fn event_repo(event: &Event) -> Option<(i64, &RepoName)> {
 /// Processes a delivery in one transaction, tried again when a concurrent delivery for the same
 /// rows got in the way. A store outage (or Redis refusing a job) is the only `Err`: GitHub
 /// redelivers. Anything a redelivery could not fix is recorded as rejected and answered 2xx.
-async fn process(
-    state: &AppState,
+pub(super) async fn process(
+    state: &Intake,
     guid: &str,
     event_name: &str,
-    body: &[u8],
+    action: Option<&str>,
     event: &Event,
 ) -> Result<Processed, String> {
     const TRIES: u32 = 3;
     let mut tries = 0;
     loop {
         tries += 1;
-        let error = match process_once(state, guid, event_name, body, event).await {
+        let error = match process_once(state, guid, event_name, action, event).await {
             Ok(processed) => return Ok(processed),
             Err(Failure::Enqueue(message)) => {
                 record_failure(state, guid, event_name, &message).await;
@@ -255,19 +296,19 @@ impl From<DbErr> for Failure {
 }
 
 async fn process_once(
-    state: &AppState,
+    state: &Intake,
     guid: &str,
     event_name: &str,
-    body: &[u8],
+    action: Option<&str>,
     event: &Event,
 ) -> Result<Processed, Failure> {
-    let db = &state.stores.db;
+    let db = &state.db;
     let scope = event_scope(event);
     let txn = lifecycle::begin_transaction(db).await?;
     let delivery = webhook_delivery::ActiveModel {
         guid: Set(guid.to_owned()),
         event: Set(event_name.chars().take(64).collect()),
-        action: Set(webhook::action_of(body).map(|a| a.chars().take(64).collect())),
+        action: Set(action.map(|a| a.chars().take(64).collect())),
         installation_id: Set(scope.as_ref().map(|s| s.0)),
         repository_full_name: Set(scope
             .as_ref()
@@ -292,11 +333,7 @@ async fn process_once(
             return Err(e.into());
         }
     };
-    if let Event::AuthorizationRevoked { user_id, login } = event {
-        let ended = super::dashboard::session::destroy_all_of(&txn, *user_id).await?;
-        state.dashboard.access.forget(*user_id, login);
-        tracing::info!(user = %login, sessions = ended, "authorization revoked: sessions ended");
-    }
+    end_sessions(state, &txn, event).await?;
     let outcome = if decision.acted {
         DeliveryOutcome::Accepted
     } else {
@@ -311,23 +348,40 @@ async fn process_once(
         return Err(Failure::Enqueue(e.to_string()));
     }
     txn.commit().await?;
+    show_queued(state, event, &mut decision);
+    Ok(Processed::Done(decision))
+}
 
-    // The deploys to show as queued (not those whose asker's permission the worker checks
-    // first: a Redeploy, an approval), from what the delivery carried.
+/// An `github_app_authorization.revoked` ends the person's dashboard sessions, in the
+/// delivery's transaction.
+pub(super) async fn end_sessions(
+    state: &Intake,
+    txn: &sea_orm::DatabaseTransaction,
+    event: &Event,
+) -> Result<(), DbErr> {
+    if let Event::AuthorizationRevoked { user_id, login } = event {
+        let ended = super::dashboard::session::destroy_all_of(txn, *user_id).await?;
+        state.dashboard.access.forget(*user_id, login);
+        tracing::info!(user = %login, sessions = ended, "authorization revoked: sessions ended");
+    }
+    Ok(())
+}
+
+/// Once a delivery is committed: the deploys to show as queued (not those whose asker's
+/// permission the worker checks first: a Redeploy, an approval), from what it carried.
+pub(super) fn show_queued(state: &Intake, event: &Event, decision: &mut intake::Decision) {
     if let Some((installation, repo)) = event_repo(event) {
-        reporter::spawn_queued_check_runs(
-            state.reporter.clone(),
+        state.queued.show(
             installation,
-            repo.clone(),
+            repo,
             std::mem::take(&mut decision.work.queued),
         );
     }
-    Ok(Processed::Done(decision))
 }
 
 /// Records a delivery's outcome outside its (rolled back) transaction.
 async fn record_outcome(
-    state: &AppState,
+    state: &Intake,
     guid: &str,
     event_name: &str,
     outcome: DeliveryOutcome,
@@ -344,13 +398,13 @@ async fn record_outcome(
         received_at: Set(Utc::now()),
         ..Default::default()
     };
-    records::record_delivery(&state.stores.db, row).await?;
+    records::record_delivery(&state.db, row).await?;
     // A GUID seen before as failed is re-recorded by `record_delivery`; set the outcome itself.
-    records::set_delivery_outcome(&state.stores.db, guid, outcome, detail).await
+    records::set_delivery_outcome(&state.db, guid, outcome, detail).await
 }
 
 /// Records that a delivery failed, so operators see it; a redelivery of the GUID is processed.
-async fn record_failure(state: &AppState, guid: &str, event_name: &str, reason: &str) {
+pub(super) async fn record_failure(state: &Intake, guid: &str, event_name: &str, reason: &str) {
     let row = webhook_delivery::ActiveModel {
         guid: Set(guid.to_owned()),
         event: Set(event_name.chars().take(64).collect()),
@@ -362,7 +416,7 @@ async fn record_failure(state: &AppState, guid: &str, event_name: &str, reason: 
         received_at: Set(Utc::now()),
         ..Default::default()
     };
-    if let Err(e) = records::record_delivery(&state.stores.db, row).await {
+    if let Err(e) = records::record_delivery(&state.db, row).await {
         tracing::warn!(delivery = %guid, error = %e, "could not record the failed delivery");
     }
 }

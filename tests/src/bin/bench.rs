@@ -764,6 +764,13 @@ async fn lifecycles(engine: Engine) -> anyhow::Result<()> {
                     (calls.total - calls.tokens_minted) as f64 / n as f64,
                     calls.tokens_minted
                 );
+                let routes: Vec<String> = calls
+                    .by_route
+                    .iter()
+                    .filter(|(route, _)| !route.contains("access_tokens"))
+                    .map(|(route, count)| format!("{route} {:.2}", *count as f64 / n as f64))
+                    .collect();
+                println!("     per PR, by route: {}", routes.join("; "));
             }
             Err(e) => {
                 let done = shas

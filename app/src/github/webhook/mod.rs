@@ -27,7 +27,7 @@ pub const HANDLED_EVENTS: [&str; 7] = [
 ];
 
 /// A repository as events describe it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Repo {
     pub id: i64,
     pub name: RepoName,
