@@ -324,7 +324,7 @@ pub async fn request_deploy(
     }
     let claim = show.claim();
     let attempt = if created {
-        records::first_attempt(db, preview.id, &pr.head_sha, trigger, claim).await?
+        records::insert_attempt(db, preview.id, &pr.head_sha, 1, trigger, claim).await?
     } else {
         records::new_attempt(db, preview.id, &pr.head_sha, trigger, claim).await?
     };

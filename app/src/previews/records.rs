@@ -622,19 +622,9 @@ pub async fn new_attempt(
     insert_attempt(db, preview_id, sha, number, trigger, check_run_claim).await
 }
 
-/// [`new_attempt`] for a preview this transaction has just created: its first attempt, with
-/// nothing to read first.
-pub async fn first_attempt(
-    db: &impl ConnectionTrait,
-    preview_id: i64,
-    sha: &str,
-    trigger: &str,
-    check_run_claim: Option<i64>,
-) -> Result<deploy_attempt::Model, DbErr> {
-    insert_attempt(db, preview_id, sha, 1, trigger, check_run_claim).await
-}
-
-async fn insert_attempt(
+/// Records attempt `number` to deploy `sha` as [`new_attempt`] does, for a caller that knows the
+/// number (a preview this transaction has just created: its first, with nothing to read).
+pub async fn insert_attempt(
     db: &impl ConnectionTrait,
     preview_id: i64,
     sha: &str,
