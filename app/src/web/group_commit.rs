@@ -4,8 +4,9 @@
 //! A delivery's durable record costs a transaction, and a transaction's fixed costs (its begin
 //! and commit, on SQLite the hand-over to the database's own thread and the one writer at a
 //! time, on PostgreSQL the round trips and the row locks the upserts take) dominate the few
-//! statements of the delivery itself. So one task per process, [`run`], does every delivery's
-//! writing: it takes whatever has queued up while the previous group was committing (up to
+//! statements of the delivery itself. So writer tasks ([`run`]: one per process on SQLite,
+//! [`POSTGRES_WRITERS`] on PostgreSQL) do every delivery's writing: each takes whatever has
+//! queued up while its previous group was committing (up to
 //! [`MAX_GROUP`]; no wait is added, so a lone delivery is not delayed), applies each in turn in
 //! one transaction ([`intake::decide_in`]), records them all in one statement, pushes all their
 //! jobs in one call per queue, commits, and only then answers each. The guarantee of a 2xx is
@@ -56,8 +57,8 @@ pub struct Pending {
     pub answer: oneshot::Sender<Result<Processed, String>>,
 }
 
-/// The handle handlers give their deliveries to. The writer task starts with the first
-/// delivery (so building the state needs no runtime) and ends when every handle is gone.
+/// The handle handlers give their deliveries to. The writer tasks start with the first
+/// delivery (so building the state needs no runtime) and end when every handle is gone.
 pub struct GroupCommit {
     intake: Intake,
     sender: OnceLock<mpsc::Sender<Pending>>,
