@@ -25,6 +25,7 @@ WORKDIR /src
 # 1. Dependencies: only the manifests and the lock file, every target stubbed, so this layer is
 #    rebuilt only when dependencies change.
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
 COPY app/Cargo.toml app/
 COPY entity/Cargo.toml entity/
 COPY migration/Cargo.toml migration/

@@ -350,3 +350,28 @@ async fn sqlite_migrations_apply_over_existing_rows() -> anyhow::Result<()> {
 async fn postgres_migrations_apply_over_existing_rows() -> anyhow::Result<()> {
     migrations_apply_over_existing_rows(Engine::Postgres).await
 }
+
+/// The bundled SQLite keeps a statement's plan when its bound values change (`.cargo/config.toml`
+/// builds it with `SQLITE_ENABLE_QPSG`): without it every `one()` — a bound `LIMIT` — is
+/// compiled again each time it runs.
+#[tokio::test]
+async fn sqlite_is_built_to_keep_its_plans() -> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    let test_db = TestDatabase::create(Engine::Sqlite).await?;
+    let db = test_db.connect().await?;
+    let options: Vec<String> = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "PRAGMA compile_options",
+        ))
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0))
+        .collect::<Result<_, _>>()?;
+    assert!(
+        options.iter().any(|o| o == "ENABLE_QPSG"),
+        "SQLite is built without ENABLE_QPSG: {options:?}"
+    );
+    db.close().await?;
+    test_db.drop_database().await
+}

@@ -242,8 +242,10 @@ fn the_build_sees_every_file_it_reads() {
             .iter()
             .any(|c| c.split_whitespace().any(|w| w == path))
     };
-    // The dependency layer has every member's manifest, so the workspace resolves.
+    // The dependency layer has every member's manifest, so the workspace resolves, and the
+    // build settings (the bundled SQLite's flags are in them).
     assert!(copied("Cargo.lock"), "{copies:?}");
+    assert!(copied(".cargo"), "{copies:?}");
     for member in members() {
         assert!(
             copied(&format!("{member}/Cargo.toml")),
