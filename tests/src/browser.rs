@@ -242,6 +242,20 @@ impl Browser {
         .await
     }
 
+    /// Waits until the page's text passes `test` (`what` says what it waits for): for a page
+    /// that replaces one whose text would pass a plain [`Self::wait_text`] too.
+    pub async fn wait_text_where(
+        &self,
+        what: &str,
+        test: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        wait::until(what, Duration::from_secs(60), || async {
+            let text = self.text().await.ok()?;
+            test(&text).then_some(text)
+        })
+        .await
+    }
+
     /// Saves a screenshot as `target/dashboard-screenshots/{name}.png`.
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
         let v = self.call(reqwest::Method::GET, "/screenshot", None).await?;
