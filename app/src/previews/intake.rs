@@ -69,6 +69,15 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// The trigger an attempt records for an event of this origin: the event's, or
+    /// `reconcile`.
+    fn trigger(self, event: &'static str) -> &'static str {
+        match self {
+            Self::Webhook => event,
+            Self::Reconciler => "reconcile",
+        }
+    }
+
     /// A delivery's deploys are shown as queued by the app once it commits; the reconciler's by
     /// the worker.
     fn show_queued(self) -> ShowQueued {
@@ -371,8 +380,9 @@ async fn pull_request_event(
     };
     let pr_row = records::upsert_pull_request(db, repo.id, pr, state).await?;
 
-    let (ask, trigger) = match action {
-        PullRequestAction::Closed => {
+    let (ask, trigger) = match (action, deploy_ask(action)) {
+        (_, Some(deploy)) => deploy,
+        (PullRequestAction::Closed, None) => {
             let Some(preview) = records::preview_of_for_update(db, pr_row.id).await? else {
                 return Ok(Decision::recorded("closed; no preview to remove"));
             };
@@ -385,37 +395,155 @@ async fn pull_request_event(
                 .await?
                 .into());
         }
-        PullRequestAction::Labeled if label == Some(APPROVE_LABEL) => {
+        (PullRequestAction::Labeled, None) if label == Some(APPROVE_LABEL) => {
             return Ok(lifecycle::request_approval(db, &pr_row, sender)
                 .await?
                 .into());
         }
-        PullRequestAction::Labeled | PullRequestAction::Unlabeled => {
+        (PullRequestAction::Labeled | PullRequestAction::Unlabeled, None) => {
             return Ok(Decision::recorded("labels updated"));
         }
-        PullRequestAction::ConvertedToDraft => {
+        // Converted to draft: the one action left that asks for no deploy.
+        (_, None) => {
             return Ok(Decision::recorded("converted to draft; the preview stays"));
         }
-        PullRequestAction::Opened => (Ask::Open, "opened"),
-        PullRequestAction::Reopened => (Ask::Reopen, "reopened"),
-        PullRequestAction::Synchronize => (Ask::Push, "synchronize"),
-        PullRequestAction::ReadyForReview => (Ask::ReadyForReview, "ready_for_review"),
-        PullRequestAction::BaseChanged => (Ask::BaseChange, "base_changed"),
-    };
-    let trigger = match origin {
-        Origin::Webhook => trigger,
-        Origin::Reconciler => "reconcile",
     };
     Ok(lifecycle::request_deploy(
         db,
         &pr_row,
         repo.name.as_str(),
         ask,
-        trigger,
+        origin.trigger(trigger),
         origin.show_queued(),
     )
     .await?
     .into())
+}
+
+/// The deploy a pull request action asks for, with the trigger its attempt records; `None` for
+/// the actions that ask for none.
+fn deploy_ask(action: PullRequestAction) -> Option<(Ask, &'static str)> {
+    Some(match action {
+        PullRequestAction::Opened => (Ask::Open, "opened"),
+        PullRequestAction::Reopened => (Ask::Reopen, "reopened"),
+        PullRequestAction::Synchronize => (Ask::Push, "synchronize"),
+        PullRequestAction::ReadyForReview => (Ask::ReadyForReview, "ready_for_review"),
+        PullRequestAction::BaseChanged => (Ask::BaseChange, "base_changed"),
+        PullRequestAction::Closed
+        | PullRequestAction::Labeled
+        | PullRequestAction::Unlabeled
+        | PullRequestAction::ConvertedToDraft => return None,
+    })
+}
+
+/// The pull request an event is about, as (repository id, number), for callers that apply
+/// several events at once and must tell which concern the same one.
+pub fn pull_request_of(event: &Event) -> Option<(i64, u64)> {
+    match event {
+        Event::PullRequest { repo, pr, .. } => Some((repo.id, pr.number)),
+        Event::PullRequestComment { repo, number, .. } => Some((repo.id, *number)),
+        _ => None,
+    }
+}
+
+/// True for the events [`decide_pull_requests`] takes: a pull request event that asks for a
+/// deploy.
+pub fn asks_for_deploy(event: &Event) -> bool {
+    matches!(event, Event::PullRequest { action, .. } if deploy_ask(*action).is_some())
+}
+
+/// [`decide_in`] for several events that ask for a deploy ([`asks_for_deploy`]), each about a
+/// different pull request, set-wise: one upsert for all their pull requests, then for those new
+/// to previewd [`lifecycle::request_first_deploys`] (a statement per table for all of them);
+/// for those seen before, their previews and current attempts are read in one statement each
+/// and [`lifecycle::request_deploy_of`] decides each (a duplicate push writes nothing more).
+/// The decisions are those [`decide_in`] would make for each in turn, in the order of
+/// `events`.
+pub async fn decide_pull_requests(
+    db: &impl ConnectionTrait,
+    events: &[&Event],
+    origin: Origin,
+    written: &mut Written,
+) -> Result<Vec<Decision>, DbErr> {
+    let mut asks = Vec::with_capacity(events.len());
+    let mut decisions = Vec::with_capacity(events.len());
+    for event in events {
+        let not_one = || DbErr::Custom("an event that asks for no deploy, set-wise".into());
+        let Event::PullRequest {
+            action,
+            installation,
+            repo,
+            pr,
+            ..
+        } = event
+        else {
+            return Err(not_one());
+        };
+        let (ask, trigger) = deploy_ask(*action).ok_or_else(not_one)?;
+        let replaced = written.repository(db, *installation, repo).await?;
+        let gone = remove_all(db, &replaced, &Removal::RepositoryRemoved).await?;
+        decisions.push(Decision {
+            work: gone,
+            ..Decision::default()
+        });
+        asks.push((repo, pr, ask, origin.trigger(trigger)));
+    }
+    let upserts: Vec<_> = asks
+        .iter()
+        .map(|(repo, pr, ..)| (repo.id, *pr, PullRequestState::Open))
+        .collect();
+    let rows = records::upsert_pull_requests(db, &upserts).await?;
+    let row_of = |repo: &Repo, pr: &PullRequest| {
+        i64::try_from(pr.number)
+            .ok()
+            .and_then(|number| rows.get(&(repo.id, number)))
+            .ok_or_else(|| {
+                DbErr::RecordNotFound(format!("pull request {}#{}", repo.name.as_str(), pr.number))
+            })
+    };
+    let mut requests = Vec::with_capacity(asks.len());
+    for (repo, pr, ask, trigger) in &asks {
+        requests.push(lifecycle::DeployRequest {
+            pr: row_of(repo, pr)?,
+            repo_full_name: repo.name.as_str(),
+            ask: *ask,
+            trigger,
+        });
+    }
+    let (new, seen): (Vec<usize>, Vec<usize>) =
+        (0..requests.len()).partition(|i| records::just_created(requests[*i].pr));
+    // Those seen before: their previews and current attempts read in one statement each.
+    let seen_prs: Vec<i64> = seen.iter().map(|i| requests[*i].pr.id).collect();
+    let mut previews = records::previews_of_for_update(db, &seen_prs).await?;
+    let current_ids: Vec<i64> = previews
+        .values()
+        .filter_map(|p| p.current_attempt_id)
+        .collect();
+    let mut attempts = records::attempts_by_ids(db, &current_ids).await?;
+    let show = origin.show_queued();
+    for i in seen {
+        let request = &requests[i];
+        let preview = previews.remove(&request.pr.id);
+        let current = preview
+            .as_ref()
+            .and_then(|p| p.current_attempt_id)
+            .and_then(|id| attempts.remove(&id));
+        let outcome = lifecycle::request_deploy_of(db, request, show, preview, current).await?;
+        merge(&mut decisions[i], outcome);
+    }
+    let firsts: Vec<_> = new.iter().map(|i| requests[*i]).collect();
+    let outcomes = lifecycle::request_first_deploys(db, &firsts, show).await?;
+    for (i, outcome) in new.into_iter().zip(outcomes) {
+        merge(&mut decisions[i], outcome);
+    }
+    Ok(decisions)
+}
+
+/// Puts `outcome` into `decision`, which holds only the jobs of repositories it replaced.
+fn merge(decision: &mut Decision, outcome: Outcome) {
+    let gone = std::mem::take(&mut decision.work);
+    *decision = outcome.into();
+    decision.work.extend(gone);
 }
 
 /// GitHub's Re-run of a check run or suite: only people with write access can press it.

@@ -285,6 +285,43 @@ pub async fn request_deploy(
     } else {
         records::preview_of_for_update(db, pr.id).await?
     };
+    let request = DeployRequest {
+        pr,
+        repo_full_name,
+        ask,
+        trigger,
+    };
+    request_deploy_of(db, &request, show, existing, None).await
+}
+
+/// A deploy asked for, as [`request_deploy`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct DeployRequest<'a> {
+    pub pr: &'a pull_request::Model,
+    pub repo_full_name: &'a str,
+    pub ask: Ask,
+    pub trigger: &'a str,
+}
+
+/// [`request_deploy`] for a caller that has read the pull request's preview itself (locked:
+/// [`records::previews_of_for_update`]) and, if it likes, the preview's current attempt (read
+/// here when not given), as several requests of one transaction read them at once.
+pub async fn request_deploy_of(
+    db: &impl ConnectionTrait,
+    request: &DeployRequest<'_>,
+    show: ShowQueued,
+    existing: Option<preview::Model>,
+    current: Option<deploy_attempt::Model>,
+) -> Result<Outcome, DbErr> {
+    let DeployRequest {
+        pr,
+        repo_full_name,
+        ask,
+        trigger,
+    } = *request;
+    if pr.state != PullRequestState::Open {
+        return Ok(Outcome::recorded("the pull request is not open"));
+    }
     let live = existing
         .as_ref()
         .is_some_and(|p| !REMOVED.contains(&p.status));
@@ -297,9 +334,11 @@ pub async fn request_deploy(
         Some(p) => (p, false),
         None => records::insert_preview(db, pr, repo_full_name).await?,
     };
-    let current = match preview.current_attempt_id {
-        Some(id) => records::attempt_by_id(db, id).await?,
-        None => None,
+    // The preview may be a concurrent delivery's, found by the insert: read its attempt then.
+    let current = match (current, preview.current_attempt_id) {
+        (Some(attempt), Some(id)) if attempt.id == id => Some(attempt),
+        (_, Some(id)) => records::attempt_by_id(db, id).await?,
+        (_, None) => None,
     };
     let same_commit = current.as_ref().is_some_and(|a| a.sha == pr.head_sha);
     let duplicate = same_commit && matches!(ask, Ask::Open | Ask::Push | Ask::ReadyForReview);
@@ -335,11 +374,71 @@ pub async fn request_deploy(
         )));
     }
     let verb = if removed { "revived; deploy" } else { "deploy" };
+    Ok(deployed(&preview, &attempt, claim, verb))
+}
+
+/// [`request_deploy`] for pull requests just inserted ([`records::just_created`]), set-wise:
+/// the statements are one per table for all of them, not per pull request. The rules are those
+/// of [`request_deploy`] for a pull request with no preview, whatever the [`Ask`]: a draft gets
+/// none yet, any other a pending preview with a first attempt, current. The outcomes are in the
+/// order of `requests`.
+pub async fn request_first_deploys(
+    db: &impl ConnectionTrait,
+    requests: &[DeployRequest<'_>],
+    show: ShowQueued,
+) -> Result<Vec<Outcome>, DbErr> {
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(requests.len());
+    let mut deploys = Vec::with_capacity(requests.len());
+    let mut claims = Vec::with_capacity(requests.len());
+    for request in requests {
+        if !records::just_created(request.pr) {
+            return Err(DbErr::Custom(format!(
+                "pull request {} is not new to this transaction",
+                request.pr.id
+            )));
+        }
+        if request.pr.state != PullRequestState::Open {
+            outcomes.push(Some(Outcome::recorded("the pull request is not open")));
+        } else if request.pr.draft {
+            outcomes.push(Some(Outcome::recorded(
+                "draft pull request: no preview until it is ready for review",
+            )));
+        } else {
+            let claim = show.claim();
+            deploys.push((request.pr, request.repo_full_name, request.trigger, claim));
+            claims.push(claim);
+            outcomes.push(None);
+        }
+    }
+    let mut made = records::insert_first_deploys(db, &deploys)
+        .await?
+        .into_iter()
+        .zip(claims);
+    outcomes
+        .into_iter()
+        .map(|decided| match decided {
+            Some(outcome) => Ok(outcome),
+            None => made
+                .next()
+                .map(|((preview, attempt), claim)| deployed(&preview, &attempt, claim, "deploy"))
+                .ok_or_else(|| DbErr::Custom("fewer previews made than asked for".into())),
+        })
+        .collect()
+}
+
+/// The outcome of a deploy request that made `attempt` current in `preview`; `verb` says how
+/// ("deploy", "revived; deploy").
+fn deployed(
+    preview: &preview::Model,
+    attempt: &deploy_attempt::Model,
+    claim: Option<i64>,
+    verb: &str,
+) -> Outcome {
     let mut outcome = Outcome::deploy(
         format!(
             "{} {verb} of {} enqueued",
             preview.namespace,
-            short(&pr.head_sha)
+            short(&attempt.sha)
         ),
         DeployJob {
             attempt_id: attempt.id,
@@ -347,8 +446,8 @@ pub async fn request_deploy(
             requested_by: None,
         },
     );
-    outcome.work.queued = queued(&attempt, claim);
-    Ok(outcome)
+    outcome.work.queued = queued(attempt, claim);
+    outcome
 }
 
 /// Who asks to deploy a commit again, and how much is known of their permission.

@@ -236,11 +236,52 @@ pub async fn upsert_pull_request(
     pr: &PullRequest,
     state: PullRequestState,
 ) -> Result<pull_request::Model, DbErr> {
+    pull_request::Entity::insert(pull_request_row(repo_id, pr, state, Utc::now())?)
+        .on_conflict(pull_request_refresh())
+        .exec_with_returning(db)
+        .await
+}
+
+/// [`upsert_pull_request`] for several pull requests in one statement, which must all differ in
+/// (repository, number); returns the rows by (repository, number) (the order `RETURNING` gives
+/// is not the order of the values on SQLite).
+pub async fn upsert_pull_requests(
+    db: &impl ConnectionTrait,
+    prs: &[(i64, &PullRequest, PullRequestState)],
+) -> Result<std::collections::HashMap<(i64, i64), pull_request::Model>, DbErr> {
     let now = Utc::now();
-    let number = pr_number(pr.number)?;
-    let row = pull_request::ActiveModel {
+    let rows = prs
+        .iter()
+        .map(|(repo_id, pr, state)| pull_request_row(*repo_id, pr, *state, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let written = pull_request::Entity::insert_many(rows)
+        .on_conflict(pull_request_refresh())
+        .exec_with_returning(db)
+        .await?;
+    if written.len() != prs.len() {
+        return Err(DbErr::Custom(format!(
+            "{} of {} pull requests were written",
+            written.len(),
+            prs.len()
+        )));
+    }
+    Ok(written
+        .into_iter()
+        .map(|row| ((row.repository_id, row.number), row))
+        .collect())
+}
+
+/// The row a pull request event writes; `now` is both timestamps of a new row (see
+/// [`just_created`]).
+fn pull_request_row(
+    repo_id: i64,
+    pr: &PullRequest,
+    state: PullRequestState,
+    now: DateTime<Utc>,
+) -> Result<pull_request::ActiveModel, DbErr> {
+    Ok(pull_request::ActiveModel {
         repository_id: Set(repo_id),
-        number: Set(number),
+        number: Set(pr_number(pr.number)?),
         title: Set(pr.title.clone()),
         author_login: Set(pr.author.clone()),
         head_ref: Set(pr.head_ref.clone()),
@@ -253,29 +294,28 @@ pub async fn upsert_pull_request(
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
-    };
-    pull_request::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([
-                pull_request::Column::RepositoryId,
-                pull_request::Column::Number,
-            ])
-            .update_columns([
-                pull_request::Column::Title,
-                pull_request::Column::AuthorLogin,
-                pull_request::Column::HeadRef,
-                pull_request::Column::HeadSha,
-                pull_request::Column::BaseRef,
-                pull_request::Column::FromFork,
-                pull_request::Column::Draft,
-                pull_request::Column::State,
-                pull_request::Column::Labels,
-                pull_request::Column::UpdatedAt,
-            ])
-            .to_owned(),
-        )
-        .exec_with_returning(db)
-        .await
+    })
+}
+
+/// What an event refreshes of a pull request previewd has seen: everything but its creation.
+fn pull_request_refresh() -> OnConflict {
+    OnConflict::columns([
+        pull_request::Column::RepositoryId,
+        pull_request::Column::Number,
+    ])
+    .update_columns([
+        pull_request::Column::Title,
+        pull_request::Column::AuthorLogin,
+        pull_request::Column::HeadRef,
+        pull_request::Column::HeadSha,
+        pull_request::Column::BaseRef,
+        pull_request::Column::FromFork,
+        pull_request::Column::Draft,
+        pull_request::Column::State,
+        pull_request::Column::Labels,
+        pull_request::Column::UpdatedAt,
+    ])
+    .to_owned()
 }
 
 /// True for the row [`upsert_pull_request`] returns when it inserted it: an insert sets both
@@ -367,6 +407,27 @@ pub async fn preview_of_for_update(
     }
 }
 
+/// [`preview_of_for_update`] for several pull requests in one statement: their previews by
+/// pull request id (rows locked in id order on PostgreSQL, so two transactions locking
+/// overlapping sets wait for each other instead of deadlocking).
+pub async fn previews_of_for_update(
+    db: &impl ConnectionTrait,
+    pull_request_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, preview::Model>, DbErr> {
+    if pull_request_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let query = preview::Entity::find()
+        .filter(preview::Column::PullRequestId.is_in(pull_request_ids.iter().copied()))
+        .order_by_asc(preview::Column::Id);
+    let rows = if db.get_database_backend() == DatabaseBackend::Postgres {
+        query.lock_exclusive().all(db).await?
+    } else {
+        query.all(db).await?
+    };
+    Ok(rows.into_iter().map(|p| (p.pull_request_id, p)).collect())
+}
+
 /// A preview by id.
 pub async fn preview_by_id(
     db: &impl ConnectionTrait,
@@ -415,13 +476,149 @@ pub async fn insert_preview(
     pr: &pull_request::Model,
     repo_full_name: &str,
 ) -> Result<(preview::Model, bool), DbErr> {
-    let number = u64::try_from(pr.number).unwrap_or_default();
-    let mut namespace = namespace_name(repo_full_name, number);
+    let mut namespace = readable_namespace(pr, repo_full_name);
     if namespace_taken(db, &namespace).await? {
-        namespace = namespace_name(&format!("{repo_full_name}#{}", pr.repository_id), number);
+        namespace = distinct_namespace(pr, repo_full_name);
     }
+    // Two deliveries creating the same preview at once: the second finds the first's row.
+    let inserted = preview::Entity::insert(new_preview_row(pr, namespace, Utc::now()))
+        .on_conflict(
+            OnConflict::column(preview::Column::PullRequestId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_with_returning(db)
+        .await;
+    match inserted {
+        Ok(row) => Ok((row, true)),
+        // The conflict left no row to return.
+        Err(DbErr::RecordNotInserted | DbErr::RecordNotFound(_)) => {
+            let row = preview_of(db, pr.id).await?.ok_or_else(|| {
+                DbErr::RecordNotFound(format!("preview of pull request {}", pr.id))
+            })?;
+            Ok((row, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// [`insert_preview`] for pull requests this transaction has just inserted (so none has a
+/// preview yet), in three statements for all of them: the namespaces taken, the previews, and
+/// each one's first attempt (see [`insert_attempt`]: `(trigger, claim)` per pull request),
+/// made current. Returns `(preview, attempt)` in the order of `prs`. A namespace two of them
+/// would share fails the insert, as it fails [`insert_preview`].
+pub async fn insert_first_deploys(
+    db: &impl ConnectionTrait,
+    prs: &[(&pull_request::Model, &str, &str, Option<i64>)],
+) -> Result<Vec<(preview::Model, deploy_attempt::Model)>, DbErr> {
+    if prs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let readable: Vec<String> = prs
+        .iter()
+        .map(|(pr, repo, ..)| readable_namespace(pr, repo))
+        .collect();
+    let taken: std::collections::HashSet<String> = preview::Entity::find()
+        .select_only()
+        .column(preview::Column::Namespace)
+        .filter(preview::Column::Namespace.is_in(readable.iter().cloned()))
+        .into_tuple::<String>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
     let now = Utc::now();
-    let row = preview::ActiveModel {
+    let rows = prs.iter().zip(readable).map(|((pr, repo, ..), namespace)| {
+        let namespace = if taken.contains(&namespace) {
+            distinct_namespace(pr, repo)
+        } else {
+            namespace
+        };
+        new_preview_row(pr, namespace, now)
+    });
+    let previews = preview::Entity::insert_many(rows)
+        .exec_with_returning(db)
+        .await?;
+    let by_pr: std::collections::HashMap<i64, preview::Model> = previews
+        .into_iter()
+        .map(|p| (p.pull_request_id, p))
+        .collect();
+    let previews =
+        prs.iter()
+            .map(|(pr, ..)| {
+                by_pr.get(&pr.id).cloned().ok_or_else(|| {
+                    DbErr::RecordNotFound(format!("preview of pull request {}", pr.id))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+    let attempts = previews
+        .iter()
+        .zip(prs)
+        .map(|(preview, (pr, _, trigger, claim))| {
+            attempt_row(preview.id, &pr.head_sha, 1, trigger, *claim, now)
+        });
+    let attempts: std::collections::HashMap<i64, deploy_attempt::Model> =
+        deploy_attempt::Entity::insert_many(attempts)
+            .exec_with_returning(db)
+            .await?
+            .into_iter()
+            .map(|a| (a.preview_id, a))
+            .collect();
+    // Each preview's one attempt is its current one.
+    let only_attempt = sea_orm::sea_query::Query::select()
+        .column((deploy_attempt::Entity, deploy_attempt::Column::Id))
+        .from(deploy_attempt::Entity)
+        .and_where(
+            Expr::col((deploy_attempt::Entity, deploy_attempt::Column::PreviewId))
+                .equals((preview::Entity, preview::Column::Id)),
+        )
+        .to_owned();
+    let ids: Vec<i64> = previews.iter().map(|p| p.id).collect();
+    let made_current = preview::Entity::update_many()
+        .col_expr(
+            preview::Column::CurrentAttemptId,
+            Expr::SubQuery(None, Box::new(only_attempt.into())),
+        )
+        .filter(preview::Column::Id.is_in(ids))
+        .exec(db)
+        .await?;
+    if made_current.rows_affected != previews.len() as u64 {
+        return Err(DbErr::Custom(format!(
+            "{} of {} new previews were given their attempt",
+            made_current.rows_affected,
+            previews.len()
+        )));
+    }
+    previews
+        .into_iter()
+        .map(|mut preview| {
+            let attempt = attempts.get(&preview.id).cloned().ok_or_else(|| {
+                DbErr::RecordNotFound(format!("first attempt of preview {}", preview.id))
+            })?;
+            preview.current_attempt_id = Some(attempt.id);
+            Ok((preview, attempt))
+        })
+        .collect()
+}
+
+fn readable_namespace(pr: &pull_request::Model, repo_full_name: &str) -> String {
+    namespace_name(repo_full_name, u64::try_from(pr.number).unwrap_or_default())
+}
+
+fn distinct_namespace(pr: &pull_request::Model, repo_full_name: &str) -> String {
+    namespace_name(
+        &format!("{repo_full_name}#{}", pr.repository_id),
+        u64::try_from(pr.number).unwrap_or_default(),
+    )
+}
+
+/// A new preview of `pr`: pending, in `namespace`, with no attempt yet.
+fn new_preview_row(
+    pr: &pull_request::Model,
+    namespace: String,
+    now: DateTime<Utc>,
+) -> preview::ActiveModel {
+    preview::ActiveModel {
         pull_request_id: Set(pr.id),
         status: Set(PreviewStatus::Pending),
         namespace: Set(namespace),
@@ -440,26 +637,6 @@ pub async fn insert_preview(
         updated_at: Set(now),
         deleted_at: Set(None),
         ..Default::default()
-    };
-    // Two deliveries creating the same preview at once: the second finds the first's row.
-    let inserted = preview::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(preview::Column::PullRequestId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_with_returning(db)
-        .await;
-    match inserted {
-        Ok(row) => Ok((row, true)),
-        // The conflict left no row to return.
-        Err(DbErr::RecordNotInserted | DbErr::RecordNotFound(_)) => {
-            let row = preview_of(db, pr.id).await?.ok_or_else(|| {
-                DbErr::RecordNotFound(format!("preview of pull request {}", pr.id))
-            })?;
-            Ok((row, false))
-        }
-        Err(e) => Err(e),
     }
 }
 
@@ -590,6 +767,23 @@ pub async fn attempt_by_id(
     deploy_attempt::Entity::find_by_id(attempt_id).one(db).await
 }
 
+/// Attempts by id, in one statement.
+pub async fn attempts_by_ids(
+    db: &impl ConnectionTrait,
+    attempt_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, deploy_attempt::Model>, DbErr> {
+    if attempt_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    Ok(deploy_attempt::Entity::find()
+        .filter(deploy_attempt::Column::Id.is_in(attempt_ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect())
+}
+
 /// Attempts in one of `statuses` (across previews), oldest first.
 pub async fn attempts_in(
     db: &impl ConnectionTrait,
@@ -632,6 +826,27 @@ pub async fn insert_attempt(
     trigger: &str,
     check_run_claim: Option<i64>,
 ) -> Result<deploy_attempt::Model, DbErr> {
+    attempt_row(
+        preview_id,
+        sha,
+        number,
+        trigger,
+        check_run_claim,
+        Utc::now(),
+    )
+    .insert(db)
+    .await
+}
+
+/// A queued attempt, `number` of its preview's.
+fn attempt_row(
+    preview_id: i64,
+    sha: &str,
+    number: i32,
+    trigger: &str,
+    check_run_claim: Option<i64>,
+    now: DateTime<Utc>,
+) -> deploy_attempt::ActiveModel {
     deploy_attempt::ActiveModel {
         preview_id: Set(preview_id),
         sha: Set(sha.to_owned()),
@@ -639,11 +854,9 @@ pub async fn insert_attempt(
         status: Set(AttemptStatus::Queued),
         trigger: Set(trigger.chars().take(32).collect()),
         check_run_id: Set(check_run_claim),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         ..Default::default()
     }
-    .insert(db)
-    .await
 }
 
 /// The columns an [`update_attempt`] sets (`None`: left alone).

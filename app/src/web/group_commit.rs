@@ -7,17 +7,25 @@
 //! statements of the delivery itself. So writer tasks ([`run`]: one per process on SQLite,
 //! [`POSTGRES_WRITERS`] on PostgreSQL) do every delivery's writing: each takes whatever has
 //! queued up while its previous group was committing (up to
-//! [`MAX_GROUP`]; no wait is added, so a lone delivery is not delayed), applies each in turn in
-//! one transaction ([`intake::decide_in`]), records them all in one statement, pushes all their
-//! jobs in one call per queue, commits, and only then answers each. The guarantee of a 2xx is
-//! unchanged: its delivery is recorded and its jobs are in Redis.
+//! [`MAX_GROUP`]; no wait is added, so a lone delivery is not delayed), applies them in one
+//! transaction, records them all in one statement, pushes all their jobs in one call per queue,
+//! commits, and only then answers each. The guarantee of a 2xx is unchanged: its delivery is
+//! recorded and its jobs are in Redis.
+//!
+//! Deliveries that ask for a deploy of a pull request no other delivery of the group is about
+//! (the bulk of any burst: pushes and opens) are applied set-wise, a statement per table for
+//! all of them ([`intake::decide_pull_requests`]); the others in turn ([`intake::decide_in`]).
+//! See [`set_wise`] for why the two orders decide alike.
 //!
 //! A group that cannot commit as a whole falls back to the one-delivery path
 //! ([`super::webhooks::process`], with its retries and its "rejected" record) for each of its
 //! deliveries — unless a store is down, when every delivery of the group is answered 503 at once
 //! (GitHub may redeliver it) and the failures are recorded afterwards.
 
-use std::{collections::HashSet, sync::OnceLock};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::OnceLock,
+};
 
 use chrono::Utc;
 use previewd_entity::{DeliveryOutcome, webhook_delivery};
@@ -227,21 +235,47 @@ async fn apply(
     let guids: Vec<&str> = group.iter().map(|p| p.guid.as_str()).collect();
     let recorded = records::recorded_deliveries(txn, &guids).await?;
     let mut in_group = HashSet::with_capacity(group.len());
+    let fresh: Vec<bool> = group
+        .iter()
+        .map(|pending| {
+            let seen = recorded
+                .get(&pending.guid)
+                .is_some_and(|outcome| *outcome != DeliveryOutcome::Failed);
+            !seen && in_group.insert(pending.guid.as_str())
+        })
+        .collect();
+    let set_wise = set_wise(group, &fresh);
     let mut written = intake::Written::default();
+    let events: Vec<&Event> = group
+        .iter()
+        .zip(&set_wise)
+        .filter(|(_, together)| **together)
+        .map(|(pending, _)| &pending.event)
+        .collect();
+    let mut together = if events.is_empty() {
+        Vec::new()
+    } else {
+        intake::decide_pull_requests(txn, &events, Origin::Webhook, &mut written).await?
+    }
+    .into_iter();
     let mut decided = Vec::with_capacity(group.len());
     let mut rows = Vec::with_capacity(group.len());
     let mut work = Work::default();
-    for pending in group {
-        let seen = recorded
-            .get(&pending.guid)
-            .is_some_and(|outcome| *outcome != DeliveryOutcome::Failed);
-        if seen || !in_group.insert(pending.guid.as_str()) {
+    for (i, pending) in group.iter().enumerate() {
+        if !fresh[i] {
             decided.push(Decided::Duplicate);
             continue;
         }
-        let decision =
-            intake::decide_in(txn, &pending.event, Origin::Webhook, &mut written).await?;
-        webhooks::end_sessions(intake, txn, &pending.event).await?;
+        let decision = if set_wise[i] {
+            together.next().ok_or_else(|| {
+                GroupFailure::OneByOne("fewer decisions than deliveries applied together".into())
+            })?
+        } else {
+            let decision =
+                intake::decide_in(txn, &pending.event, Origin::Webhook, &mut written).await?;
+            webhooks::end_sessions(intake, txn, &pending.event).await?;
+            decision
+        };
         rows.push(delivery_row(pending, &decision));
         work.deploys.extend(decision.work.deploys.iter().cloned());
         work.cleanups.extend(decision.work.cleanups.iter().cloned());
@@ -266,6 +300,48 @@ async fn apply(
     Ok(decided)
 }
 
+/// Which of the group's deliveries to be applied (`fresh`) are applied set-wise, before the
+/// others ([`intake::decide_pull_requests`]): those asking for a deploy of a pull request no
+/// other delivery of the group is about. Applying them first decides as applying every delivery
+/// in turn would, since no other delivery reads or writes their pull requests' rows — unless
+/// the group holds one that finds previews by other means (a check run's attempt, an
+/// installation's or repository's removal): then every delivery is applied in turn.
+fn set_wise(group: &[Pending], fresh: &[bool]) -> Vec<bool> {
+    let applied = || {
+        group
+            .iter()
+            .zip(fresh)
+            .filter(|(_, fresh)| **fresh)
+            .map(|(pending, _)| &pending.event)
+    };
+    let reaches_further = applied().any(|event| {
+        matches!(
+            event,
+            Event::Installation { .. }
+                | Event::InstallationRepositories { .. }
+                | Event::CheckRun { .. }
+                | Event::CheckSuiteRerequested { .. }
+        )
+    });
+    if reaches_further {
+        return vec![false; group.len()];
+    }
+    let mut about: HashMap<(i64, u64), usize> = HashMap::new();
+    for key in applied().filter_map(intake::pull_request_of) {
+        *about.entry(key).or_default() += 1;
+    }
+    group
+        .iter()
+        .zip(fresh)
+        .map(|(pending, fresh)| {
+            *fresh
+                && intake::asks_for_deploy(&pending.event)
+                && intake::pull_request_of(&pending.event)
+                    .is_some_and(|key| about.get(&key) == Some(&1))
+        })
+        .collect()
+}
+
 /// The record of a delivery with the outcome the group decided.
 fn delivery_row(pending: &Pending, decision: &intake::Decision) -> webhook_delivery::ActiveModel {
     let scope = webhooks::event_scope(&pending.event);
@@ -286,5 +362,105 @@ fn delivery_row(pending: &Pending, decision: &intake::Decision) -> webhook_deliv
         detail: Set(Some(decision.detail.clone())),
         received_at: Set(Utc::now()),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::github::{
+        RepoName,
+        webhook::{PullRequest, PullRequestAction, Repo},
+    };
+
+    fn repo() -> Repo {
+        Repo {
+            id: 7,
+            name: RepoName::parse("acme/web").expect("valid"),
+            default_branch: "main".into(),
+            private: false,
+        }
+    }
+
+    fn pending(event: Event) -> Pending {
+        Pending {
+            guid: "g".into(),
+            event_name: "pull_request".into(),
+            action: None,
+            event,
+            answer: oneshot::channel().0,
+        }
+    }
+
+    fn pull_request(action: PullRequestAction, number: u64) -> Pending {
+        pending(Event::PullRequest {
+            action,
+            installation: 1,
+            repo: repo(),
+            pr: PullRequest {
+                number,
+                title: "t".into(),
+                author: "octo".into(),
+                head_ref: "topic".into(),
+                head_sha: "a".repeat(40),
+                base_ref: "main".into(),
+                from_fork: false,
+                draft: false,
+                merged: false,
+                labels: Vec::new(),
+            },
+            sender: "octo".into(),
+            label: None,
+        })
+    }
+
+    fn comment(number: u64) -> Pending {
+        pending(Event::PullRequestComment {
+            installation: 1,
+            repo: repo(),
+            number,
+            body: "/preview destroy".into(),
+            sender: "octo".into(),
+        })
+    }
+
+    #[test]
+    fn only_deploys_of_pull_requests_no_other_delivery_is_about_go_together() {
+        use PullRequestAction::{Closed, Labeled, Opened, Synchronize};
+        let group = [
+            pull_request(Opened, 1),
+            pull_request(Synchronize, 2),
+            pull_request(Opened, 3),
+            pull_request(Closed, 3),
+            pull_request(Synchronize, 4),
+            comment(4),
+            pull_request(Labeled, 5),
+            pending(Event::Ping),
+        ];
+        assert_eq!(
+            set_wise(&group, &[true; 8]),
+            [true, true, false, false, false, false, false, false]
+        );
+        // A delivery that is not applied (a duplicate) does not keep another from going along.
+        let fresh = [true, true, true, false, true, false, true, true];
+        assert_eq!(
+            set_wise(&group, &fresh),
+            [true, true, true, false, true, false, false, false]
+        );
+    }
+
+    #[test]
+    fn a_delivery_that_finds_previews_otherwise_keeps_the_group_in_turn() {
+        let check_suite = pending(Event::CheckSuiteRerequested {
+            installation: 1,
+            repo: repo(),
+            head_sha: "a".repeat(40),
+            pull_requests: vec![9],
+            sender: "octo".into(),
+        });
+        let group = [pull_request(PullRequestAction::Opened, 1), check_suite];
+        assert_eq!(set_wise(&group, &[true, true]), [false, false]);
+        // Unless it is not applied at all.
+        assert_eq!(set_wise(&group, &[true, false]), [true, false]);
     }
 }
