@@ -436,12 +436,12 @@ fn deploy_ask(action: PullRequestAction) -> Option<(Ask, &'static str)> {
     })
 }
 
-/// The pull request an event is about, as (repository id, number), for callers that apply
+/// The pull request an event is about, as its repository and number, for callers that apply
 /// several events at once and must tell which concern the same one.
-pub fn pull_request_of(event: &Event) -> Option<(i64, u64)> {
+pub fn pull_request_of(event: &Event) -> Option<(&Repo, u64)> {
     match event {
-        Event::PullRequest { repo, pr, .. } => Some((repo.id, pr.number)),
-        Event::PullRequestComment { repo, number, .. } => Some((repo.id, *number)),
+        Event::PullRequest { repo, pr, .. } => Some((repo, pr.number)),
+        Event::PullRequestComment { repo, number, .. } => Some((repo, *number)),
         _ => None,
     }
 }

@@ -503,10 +503,12 @@ pub async fn insert_preview(
 }
 
 /// [`insert_preview`] for pull requests this transaction has just inserted (so none has a
-/// preview yet), in three statements for all of them: the namespaces taken, the previews, and
-/// each one's first attempt (see [`insert_attempt`]: `(trigger, claim)` per pull request),
-/// made current. Returns `(preview, attempt)` in the order of `prs`. A namespace two of them
-/// would share fails the insert, as it fails [`insert_preview`].
+/// preview yet), in four statements for all of them: a read of the namespaces taken, an insert
+/// of the previews, one of each one's first attempt (see [`insert_attempt`]: `(trigger, claim)`
+/// per pull request), and an update making it current. Returns `(preview, attempt)` in the
+/// order of `prs`. Namespaces are chosen as [`insert_preview`] one after the other would; one
+/// taken even so fails the insert (a unique violation, for the caller's transaction to roll
+/// back).
 pub async fn insert_first_deploys(
     db: &impl ConnectionTrait,
     prs: &[(&pull_request::Model, &str, &str, Option<i64>)],
@@ -528,8 +530,10 @@ pub async fn insert_first_deploys(
         .into_iter()
         .collect();
     let now = Utc::now();
+    // As one by one: a name taken before, or by an earlier one of these, is made distinct.
+    let mut used = std::collections::HashSet::with_capacity(prs.len());
     let rows = prs.iter().zip(readable).map(|((pr, repo, ..), namespace)| {
-        let namespace = if taken.contains(&namespace) {
+        let namespace = if taken.contains(&namespace) || !used.insert(namespace.clone()) {
             distinct_namespace(pr, repo)
         } else {
             namespace

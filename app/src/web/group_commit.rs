@@ -20,7 +20,8 @@
 //! A group that cannot commit as a whole falls back to the one-delivery path
 //! ([`super::webhooks::process`], with its retries and its "rejected" record) for each of its
 //! deliveries — unless a store is down, when every delivery of the group is answered 503 at once
-//! (GitHub may redeliver it) and the failures are recorded afterwards.
+//! (GitHub may redeliver it) and the failures are recorded afterwards. A writer that panics is
+//! replaced ([`supervised`]); only its group's deliveries are answered 503.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -105,7 +106,8 @@ impl GroupCommit {
             };
             let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
             for _ in 0..writers {
-                tokio::spawn(run(self.intake.clone(), receiver.clone()));
+                let (intake, receiver) = (self.intake.clone(), receiver.clone());
+                tokio::spawn(supervised(move || run(intake.clone(), receiver.clone())));
             }
             sender
         });
@@ -139,6 +141,24 @@ async fn run(
             return;
         }
         commit(&intake, std::mem::take(&mut group)).await;
+    }
+}
+
+/// Runs the task `start` makes, and another in its place each time one panics: a writer that
+/// panics on a group loses that group's answers (their handlers answer 503, and GitHub can
+/// redeliver), not every later delivery. Ends when a task ends without panicking.
+async fn supervised<F, Fut>(mut start: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match tokio::spawn(start()).await {
+            Err(e) if e.is_panic() => {
+                tracing::error!("a delivery writer panicked; another takes its place");
+            }
+            Ok(()) | Err(_) => return,
+        }
     }
 }
 
@@ -305,7 +325,9 @@ async fn apply(
 /// other delivery of the group is about. Applying them first decides as applying every delivery
 /// in turn would, since no other delivery reads or writes their pull requests' rows — unless
 /// the group holds one that finds previews by other means (a check run's attempt, an
-/// installation's or repository's removal): then every delivery is applied in turn.
+/// installation's or repository's removal), or two that name repositories of one name but
+/// different ids (the later's record replaces the earlier's): then every delivery is applied in
+/// turn.
 fn set_wise(group: &[Pending], fresh: &[bool]) -> Vec<bool> {
     let applied = || {
         group
@@ -323,12 +345,17 @@ fn set_wise(group: &[Pending], fresh: &[bool]) -> Vec<bool> {
                 | Event::CheckSuiteRerequested { .. }
         )
     });
-    if reaches_further {
-        return vec![false; group.len()];
-    }
     let mut about: HashMap<(i64, u64), usize> = HashMap::new();
-    for key in applied().filter_map(intake::pull_request_of) {
-        *about.entry(key).or_default() += 1;
+    let mut named: HashMap<&str, i64> = HashMap::new();
+    let mut renamed = false;
+    for (repo, number) in applied().filter_map(intake::pull_request_of) {
+        *about.entry((repo.id, number)).or_default() += 1;
+        renamed |= *named.entry(repo.name.as_str()).or_insert(repo.id) != repo.id;
+    }
+    // Two repositories of one name: the later one's record replaces the earlier's and removes
+    // its previews, which depends on the order the deliveries are applied in.
+    if reaches_further || renamed {
+        return vec![false; group.len()];
     }
     group
         .iter()
@@ -337,7 +364,7 @@ fn set_wise(group: &[Pending], fresh: &[bool]) -> Vec<bool> {
             *fresh
                 && intake::asks_for_deploy(&pending.event)
                 && intake::pull_request_of(&pending.event)
-                    .is_some_and(|key| about.get(&key) == Some(&1))
+                    .is_some_and(|(repo, number)| about.get(&(repo.id, number)) == Some(&1))
         })
         .collect()
 }
@@ -462,5 +489,29 @@ mod tests {
         assert_eq!(set_wise(&group, &[true, true]), [false, false]);
         // Unless it is not applied at all.
         assert_eq!(set_wise(&group, &[true, false]), [true, false]);
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_panics_is_replaced() {
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = started.clone();
+        supervised(move || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                assert!(n >= 2, "writer {n} panics");
+            }
+        })
+        .await;
+        assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_repository_created_again_under_its_name_keeps_the_group_in_turn() {
+        let mut again = pull_request(PullRequestAction::Opened, 2);
+        if let Event::PullRequest { repo, .. } = &mut again.event {
+            repo.id = 8;
+        }
+        let group = [pull_request(PullRequestAction::Opened, 1), again];
+        assert_eq!(set_wise(&group, &[true, true]), [false, false]);
     }
 }
