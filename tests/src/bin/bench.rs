@@ -70,6 +70,20 @@ fn proc_stats(pid: u32) -> (Duration, u64, u64) {
     (cpu, status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM"))
 }
 
+/// CPU time used so far by every process named `postgres` (the server and its backends, the
+/// app's connections among them): the database's own share of a run, read before and after it.
+fn postgres_cpu() -> Duration {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    dir.filter_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == "postgres").then(|| proc_stats(pid).0)
+    })
+    .sum()
+}
+
 /// The anonymous part of `pid`'s RSS in KiB: memory the process holds, without the pages of its
 /// binary and libraries that it has run (those the kernel may drop and read again).
 fn anon_rss(pid: u32) -> u64 {
@@ -247,6 +261,7 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
     let senders: u64 = 32;
     let payload_size = opened_payload(&world, 1).len();
     let (cpu_before, _, _) = proc_stats(pid);
+    let db_cpu_before = postgres_cpu();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..senders {
@@ -270,6 +285,7 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
     }
     let elapsed = t0.elapsed();
     let (cpu_after, _, _) = proc_stats(pid);
+    let db_cpu = postgres_cpu().saturating_sub(db_cpu_before);
     let sent = (total / senders) * senders;
     println!(
         "intake throughput ({} KB payloads):   {:.0} webhooks/s ({accepted}/{sent} accepted in {:.2} s)",
@@ -281,6 +297,12 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
         "app CPU per webhook:                   {:.3} CPU-ms",
         (cpu_after - cpu_before).as_secs_f64() * 1000.0 / sent as f64
     );
+    if engine == Engine::Postgres {
+        println!(
+            "PostgreSQL's own CPU per webhook:      {:.3} CPU-ms (every postgres process)",
+            db_cpu.as_secs_f64() * 1000.0 / sent as f64
+        );
+    }
 
     // Latency at a steady 200 webhooks/s for 10 s.
     let rate = 200u64;
@@ -621,7 +643,7 @@ async fn realistic_cleanup(engine: Engine) -> anyhow::Result<()> {
     )
     .await;
     let kube = world.kube.clone();
-    wait::until("10 namespaces gone", Duration::from_secs(120), || {
+    let gone = wait::until("10 namespaces gone", Duration::from_secs(120), || {
         let kube = kube.clone();
         async move {
             kube.namespaces()
@@ -630,7 +652,22 @@ async fn realistic_cleanup(engine: Engine) -> anyhow::Result<()> {
                 .then_some(())
         }
     })
-    .await?;
+    .await;
+    if let Err(e) = gone {
+        // A figure that cannot be measured says why: what is left, and what the processes said.
+        let left: Vec<String> = kube
+            .namespaces()
+            .into_iter()
+            .filter(|n| n.starts_with("acme-web"))
+            .collect();
+        eprintln!("namespaces left: {left:?}");
+        for (name, process) in [("app", &app), ("worker", &worker)] {
+            let path = std::env::temp_dir().join(format!("previewd-bench-cleanup-{name}.log"));
+            std::fs::write(&path, process.drain().join("\n"))?;
+            eprintln!("{name}'s log: {}", path.display());
+        }
+        return Err(e);
+    }
     println!(
         "cleanup of 10 previews, realistic delays: {:.2} s (namespaces terminate in 5 s)",
         t0.elapsed().as_secs_f64()
