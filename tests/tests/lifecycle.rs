@@ -3,14 +3,20 @@
 
 use std::time::Duration;
 
-use previewd::previews::report::COMMENT_MARKER;
+use apalis::prelude::Data;
+use previewd::previews::{
+    lifecycle::{self, Removal},
+    report::COMMENT_MARKER,
+};
 use previewd_entity::{AttemptStatus, PreviewStatus, deploy_attempt};
 use previewd_tests::{
     db::Engine,
+    healing::Rounds,
     kube::KubeSimOptions,
     scenario::{self, Options, REPO, preview_of},
     wait,
 };
+use previewd_worker::cleanup;
 use sea_orm::EntityTrait;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -612,4 +618,60 @@ async fn deleting_the_installation_removes_its_previews() -> anyhow::Result<()> 
         Ok(())
     })
     .await
+}
+
+/// The app pushes a group's jobs to Redis before the group commits, so a worker can take a
+/// removal's cleanup job while the preview it reads is still a generation short of the job's.
+/// The job waits for its removal to commit instead of calling itself out of date (which left
+/// the namespace to the reconciler's stuck-removal round, minutes later).
+async fn a_cleanup_taken_before_its_removal_commits_still_removes(
+    engine: Engine,
+) -> anyhow::Result<()> {
+    scenario::run(Options::new(engine), async |s| {
+        let pr = s
+            .open_pr_with_config("feature/early", "image: ghcr.io/acme/web:{sha}\n")
+            .await;
+        let preview = s.wait_status(pr.number, PreviewStatus::Running).await;
+        let rounds = Rounds::new(s).await?;
+
+        let txn = lifecycle::begin_transaction(&s.db).await?;
+        let outcome = lifecycle::request_removal(&txn, &preview, &Removal::Closed).await?;
+        let [job] = outcome.work.cleanups.as_slice() else {
+            anyhow::bail!("one cleanup job: {outcome:?}");
+        };
+        assert_eq!(job.generation, Some(preview.generation + 1));
+        let mut handled = tokio::spawn(cleanup::cleanup_job(
+            job.clone(),
+            Data::new(rounds.ctx.clone()),
+        ));
+        // While the removal is not committed the job must not end: it would have ended as out
+        // of date at its first read.
+        let early = tokio::time::timeout(Duration::from_millis(500), &mut handled).await;
+        assert!(early.is_err(), "the job ended before its removal committed");
+        txn.commit().await?;
+
+        tokio::time::timeout(Duration::from_secs(60), handled)
+            .await??
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let removed = preview_of(&s.db, pr.number)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the preview row stays"))?;
+        assert_eq!(removed.status, PreviewStatus::Deleted, "{removed:?}");
+        assert!(
+            s.kube.get("namespaces", None, &preview.namespace).is_none(),
+            "the namespace is gone"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_cleanup_taken_before_its_removal_commits_still_removes() -> anyhow::Result<()> {
+    a_cleanup_taken_before_its_removal_commits_still_removes(Engine::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cleanup_taken_before_its_removal_commits_still_removes() -> anyhow::Result<()> {
+    a_cleanup_taken_before_its_removal_commits_still_removes(Engine::Postgres).await
 }

@@ -10,14 +10,19 @@
 //! `deleted`. The handler never returns an error (apalis would re-schedule it on its own): after
 //! the last try operators are alerted.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::{BoxDynError, Data};
 use previewd::{
     jobs::CleanupJob,
-    previews::{lifecycle, records, report::CommentState},
+    previews::{
+        lifecycle,
+        records::{self, AttemptContext},
+        report::CommentState,
+    },
 };
 use previewd_entity::PreviewStatus;
+use sea_orm::DbErr;
 use tokio::time::Instant;
 
 use crate::{context::JobContext, lock::PreviewLock};
@@ -61,7 +66,7 @@ pub async fn cleanup_job(job: CleanupJob, ctx: Data<Arc<JobContext>>) -> Result<
 /// The generation this job removes: the one it was enqueued for, once a Destroy's asker is
 /// known to be a writer; `None` when there is nothing (left) to do.
 async fn confirmed(ctx: &JobContext, job: &CleanupJob) -> Result<Option<i64>, BoxDynError> {
-    let Some(actx) = records::last_attempt_context(&ctx.db, job.preview_id).await? else {
+    let Some(actx) = committed_context(ctx, job).await? else {
         // A preview without attempts has nothing in the cluster, but may still be deleting.
         let Some(preview) = records::preview_by_id(&ctx.db, job.preview_id).await? else {
             return Ok(None);
@@ -95,6 +100,43 @@ async fn confirmed(ctx: &JobContext, job: &CleanupJob) -> Result<Option<i64>, Bo
     }
     Ok(Some(generation))
 }
+
+/// The preview's latest attempt as the removal that enqueued `job` left it. The app pushes a
+/// group's jobs to Redis before that group commits (so an answered delivery is never without
+/// its job), and a worker can take the job in between: the preview it reads is then missing, or
+/// one generation short of the job's. For a removal (not a Destroy, whose generation is the
+/// preview's as it already was) it reads again every 10 ms for up to 5 s, as a deploy does for
+/// its attempt, before it calls the job out of date (or the preview gone). A group that never
+/// commits is tried again one delivery at a time, which enqueues the removal anew, or answered
+/// 503 for GitHub to redeliver: giving up on its job loses nothing.
+async fn committed_context(
+    ctx: &JobContext,
+    job: &CleanupJob,
+) -> Result<Option<AttemptContext>, DbErr> {
+    let awaited = match (job.requested_by.as_ref(), job.generation) {
+        (None, Some(generation)) => generation,
+        _ => return records::last_attempt_context(&ctx.db, job.preview_id).await,
+    };
+    let deadline = Instant::now() + COMMIT_WAIT;
+    loop {
+        let found = records::last_attempt_context(&ctx.db, job.preview_id).await?;
+        let generation = match &found {
+            Some(actx) => Some(actx.preview.generation),
+            // A preview that never had an attempt (one waiting for approval, say).
+            None => records::preview_by_id(&ctx.db, job.preview_id)
+                .await?
+                .map(|preview| preview.generation),
+        };
+        let committed = generation.is_some_and(|generation| generation >= awaited);
+        if committed || Instant::now() >= deadline {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How long a removal's job waits for the removal it was enqueued for to commit.
+const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
 /// The last try failed: tell operators everywhere they look — an error log with the preview's
 /// fields, the row flagged (`previewd_cleanup_failures_total` on the app's `/metrics` counts
