@@ -56,12 +56,20 @@ impl TestDatabase {
                     .await
                     .with_context(|| format!("cannot create database {name}"))?;
                 admin.close().await?;
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(base, _)| base);
+                // The admin URL's options (`?sslmode=disable`, say) hold for the new one too.
+                let (path, options) = admin_url
+                    .split_once('?')
+                    .map_or((admin_url.as_str(), None), |(path, options)| {
+                        (path, Some(options))
+                    });
+                let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+                let url = match options {
+                    Some(options) => format!("{base}/{name}?{options}"),
+                    None => format!("{base}/{name}"),
+                };
                 Ok(Self {
                     engine,
-                    url: format!("{base}/{name}"),
+                    url,
                     name,
                     file: None,
                 })
