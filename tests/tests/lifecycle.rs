@@ -370,6 +370,12 @@ async fn a_cleanup_that_keeps_failing_stops_after_five_tries_and_alerts() -> any
                 .contains("previewd_webhooks_total{event=\"pull_request\",result=\"accepted\"} 2"),
             "{metrics}"
         );
+        let answered: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("previewd_webhook_answer_seconds_count "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_default();
+        assert!(answered >= 2, "both deliveries' answer times: {metrics}");
         Ok(())
     })
     .await

@@ -21,8 +21,8 @@
 
 use axum::{
     Json, Router,
-    extract::{FromRef, State},
-    http::StatusCode,
+    extract::{FromRef, FromRequestParts, State},
+    http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -109,7 +109,23 @@ fn refuse(state: &AppState, refusal: &Refusal) -> Response {
     answer(refusal.status(), json!({ "error": refusal.message() }))
 }
 
-async fn receive(State(state): State<AppState>, delivery: Result<Delivery, Refusal>) -> Response {
+/// When the handler began, before the body was read: axum runs the extractors that need only
+/// the head first and the one that takes the body ([`Delivery`]) last.
+struct Received(std::time::Instant);
+
+impl<S: Send + Sync> FromRequestParts<S> for Received {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(std::time::Instant::now()))
+    }
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    received: Received,
+    delivery: Result<Delivery, Refusal>,
+) -> Response {
     let Delivery {
         guid,
         event_name,
@@ -126,7 +142,7 @@ async fn receive(State(state): State<AppState>, delivery: Result<Delivery, Refus
         span.record("repo", repo);
     }
     let action = action_word(&event, &body);
-    match state
+    let response = match state
         .intake
         .process(guid.clone(), event_name.to_owned(), action, event)
         .instrument(span)
@@ -170,7 +186,9 @@ async fn receive(State(state): State<AppState>, delivery: Result<Delivery, Refus
                 json!({ "error": "temporarily unable to process; redeliver later" }),
             )
         }
-    }
+    };
+    state.metrics.webhook_answered(received.0.elapsed());
+    response
 }
 
 pub enum Processed {

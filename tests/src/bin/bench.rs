@@ -220,6 +220,54 @@ fn start_app(world: &World, db: &TestDatabase, prefix: &str) -> (Running, String
     (Running::start(cmd), format!("http://127.0.0.1:{port}"))
 }
 
+/// The app's `previewd_webhook_answer_seconds` histogram: cumulative (bound, count) buckets,
+/// the count and the sum.
+struct AnswerTimes {
+    buckets: Vec<(f64, u64)>,
+    count: u64,
+    sum: f64,
+}
+
+async fn answer_times(client: &reqwest::Client, url: &str) -> anyhow::Result<AnswerTimes> {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let mut times = AnswerTimes {
+        buckets: Vec::new(),
+        count: 0,
+        sum: 0.0,
+    };
+    for line in text.lines() {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        if let Some(bound) = name
+            .strip_prefix("previewd_webhook_answer_seconds_bucket{le=\"")
+            .and_then(|rest| rest.strip_suffix("\"}"))
+        {
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse()?
+            };
+            times.buckets.push((bound, value.parse()?));
+        } else if name == "previewd_webhook_answer_seconds_count" {
+            times.count = value.parse()?;
+        } else if name == "previewd_webhook_answer_seconds_sum" {
+            times.sum = value.parse()?;
+        }
+    }
+    anyhow::ensure!(
+        !times.buckets.is_empty(),
+        "no answer-time histogram on /metrics"
+    );
+    Ok(times)
+}
+
 /// Phase 1: the app alone — start-up, idle memory, intake throughput and latency.
 async fn intake(engine: Engine) -> anyhow::Result<()> {
     let (world, db, prefix) = (
@@ -305,6 +353,7 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
     }
 
     // Latency at a steady 200 webhooks/s for 10 s.
+    let answers_before = answer_times(&client, &url).await?;
     let rate = 200u64;
     let count = rate * 10;
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -332,6 +381,23 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
         ms(percentile(&latencies, 0.50)),
         ms(percentile(&latencies, 0.99)),
         ms(latencies.last().copied().unwrap_or_default())
+    );
+    let answers = answer_times(&client, &url).await?;
+    let (count, sum) = (
+        answers.count - answers_before.count,
+        answers.sum - answers_before.sum,
+    );
+    // The first bucket holding 99 % of this phase's answers, from the app's own histogram.
+    let p99_bound = answers
+        .buckets
+        .iter()
+        .zip(&answers_before.buckets)
+        .find(|((_, after), (_, before))| (after - before) as f64 >= count as f64 * 0.99)
+        .map_or(f64::INFINITY, |((bound, _), _)| *bound);
+    println!(
+        "  the app's own answer time (/metrics): mean {:.2} ms, p99 ≤ {} ms ({count} answers)",
+        sum * 1000.0 / count.max(1) as f64,
+        p99_bound * 1000.0
     );
     let (_, _, peak) = proc_stats(pid);
     println!(
