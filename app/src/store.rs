@@ -48,6 +48,9 @@ impl Stores {
     /// Connects to the database (migrating it) and sets up the Redis connection.
     pub async fn open(config: &StoreConfig) -> anyhow::Result<Self> {
         let db = open_database(config).await?;
+        if sqlite_file(config.database_url.expose_secret()).is_some() {
+            spawn_checkpointer(db.clone());
+        }
         let (redis_client, redis) = connect_redis(config)?;
         Ok(Self {
             db,
@@ -99,16 +102,75 @@ pub async fn connect_database(config: &StoreConfig) -> anyhow::Result<DatabaseCo
         .acquire_timeout(Duration::from_secs(30))
         .sqlx_logging(false)
         // SQLite: write-ahead logging lets readers run beside the one writer, and writers wait
-        // for each other instead of failing with "database is locked".
+        // for each other instead of failing with "database is locked". A long-running process
+        // copies the log back itself ([`spawn_checkpointer`]); the commit that takes the log
+        // past `wal_autocheckpoint` pages does it only if that falls far behind.
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
+                .pragma(
+                    "wal_autocheckpoint",
+                    SQLITE_AUTOCHECKPOINT_PAGES.to_string(),
+                )
         });
     Database::connect(options)
         .await
         .map_err(|e| anyhow::anyhow!("{}", redact_db_error(&e.to_string(), config)))
         .context("cannot connect to the database (DATABASE_URL)")
+}
+
+/// The write-ahead log's length, in pages, at which the committing connection copies it back
+/// into the database itself (SQLite's own default is 1,000): a safety net for when
+/// [`spawn_checkpointer`] falls behind, far above what it leaves between its rounds.
+const SQLITE_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+
+/// How soon the checkpointer looks again after it found new writes, and the longest it waits
+/// when it finds none (doubling its wait each time).
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(100);
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(2);
+
+/// Copies a SQLite database's write-ahead log back into the database file from a task of its
+/// own, on a pooled connection, so that no commit waits for it. Left to SQLite, the commit that
+/// takes the log past 1,000 pages does it before it returns — with `synchronous = NORMAL`, a
+/// flush of the log to disk, the copy and a flush of the database file — and whichever
+/// delivery commits then waits for all of it: the tail of the intake's latency. A `PASSIVE`
+/// checkpoint neither waits for nor blocks the writer and readers. Ends when the pool is
+/// closed.
+fn spawn_checkpointer(db: DatabaseConnection) {
+    use sea_orm::{ConnectionTrait as _, DbErr, Statement, error::ConnAcquireErr};
+    tokio::spawn(async move {
+        let statement = || {
+            Statement::from_string(
+                sea_orm::DatabaseBackend::Sqlite,
+                "PRAGMA wal_checkpoint(PASSIVE)",
+            )
+        };
+        let (mut pause, mut last) = (CHECKPOINT_BUSY, None);
+        loop {
+            tokio::time::sleep(pause).await;
+            let seen = match db.query_one_raw(statement()).await {
+                // (busy, pages in the log, pages copied back): unchanged means no new writes.
+                Ok(row) => row.map(|row| {
+                    (
+                        row.try_get_by_index::<i64>(1).unwrap_or_default(),
+                        row.try_get_by_index::<i64>(2).unwrap_or_default(),
+                    )
+                }),
+                Err(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "write-ahead log checkpoint failed; trying later");
+                    None
+                }
+            };
+            pause = if seen.is_some() && seen != last {
+                CHECKPOINT_BUSY
+            } else {
+                (pause * 2).min(CHECKPOINT_IDLE)
+            };
+            last = seen;
+        }
+    });
 }
 
 /// The PostgreSQL advisory lock key under which migrations run (any constant shared by every

@@ -375,3 +375,56 @@ async fn sqlite_is_built_to_keep_its_plans() -> anyhow::Result<()> {
     db.close().await?;
     test_db.drop_database().await
 }
+
+/// A long-running process copies SQLite's write-ahead log back into the database file from a
+/// task of its own (`store::Stores::open`), so no delivery's commit waits for a checkpoint: what
+/// was committed reaches the database file within moments, though far fewer pages than the
+/// committing connection's own threshold were written. Without that task, the file would stay
+/// at its size until a commit took the log past `wal_autocheckpoint` pages.
+#[tokio::test]
+async fn sqlite_log_is_copied_back_by_a_task_not_by_commits() -> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    let test_db = TestDatabase::create(Engine::Sqlite).await?;
+    let config = previewd::config::StoreConfig {
+        database_url: test_db.url.clone().into(),
+        redis_url: previewd_tests::redis_url().into(),
+        redis_prefix: previewd_tests::redis_prefix(),
+    };
+    let stores = previewd::store::Stores::open(&config).await?;
+    let db = &stores.db;
+    let sql = |s: &str| Statement::from_string(db.get_database_backend(), s.to_owned());
+    let threshold = db
+        .query_one_raw(sql("PRAGMA wal_autocheckpoint"))
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?;
+    assert_eq!(threshold, Some(16_384), "the commit path's own threshold");
+    let file = test_db
+        .url
+        .strip_prefix("sqlite://")
+        .and_then(|rest| rest.split('?').next())
+        .map(std::path::PathBuf::from)
+        .expect("a SQLite file URL");
+    let size = || std::fs::metadata(&file).map_or(0, |m| m.len());
+    let before = size();
+    // About 500 pages: half SQLite's default threshold, a thirtieth of the app's.
+    db.execute_unprepared("CREATE TABLE wal_probe (id INTEGER PRIMARY KEY, body BLOB)")
+        .await?;
+    db.execute_unprepared(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+         INSERT INTO wal_probe (id, body) SELECT i, randomblob(1000) FROM n",
+    )
+    .await?;
+    let grown = previewd_tests::wait::until(
+        "the committed rows in the database file",
+        std::time::Duration::from_secs(20),
+        || {
+            let now = size();
+            async move { (now >= before + 1_500_000).then_some(now) }
+        },
+    )
+    .await?;
+    assert!(grown > before);
+    db.close_by_ref().await?;
+    test_db.drop_database().await
+}
