@@ -193,9 +193,23 @@ impl Reporter {
         repo: &RepoName,
         queued: &QueuedCheckRun,
     ) -> Result<(), ReportError> {
+        let id = self
+            .create_queued_check_run(installation, repo, queued)
+            .await?;
         let object = GitHubObject::CheckRun {
             attempt_id: queued.attempt_id,
         };
+        Ok(records::store_github_object(&self.db, object, id).await?)
+    }
+
+    /// [`Self::queued_check_run`] up to its write: returns the new check run's id for the caller
+    /// to store. If GitHub did not create it, the claim is handed to the worker here.
+    async fn create_queued_check_run(
+        &self,
+        installation: i64,
+        repo: &RepoName,
+        queued: &QueuedCheckRun,
+    ) -> Result<i64, ReportError> {
         let text = report::queued(&queued.sha);
         let report = CheckRunReport {
             head_sha: queued.sha.clone(),
@@ -212,10 +226,13 @@ impl Reporter {
             .create_check_run(installation, repo, &report)
             .await
         {
-            Ok(id) => Ok(records::store_github_object(&self.db, object, id).await?),
+            Ok(id) => Ok(id),
             Err(e) => {
                 // Hand it to the worker: at once when GitHub surely made nothing, else marked for
                 // a look-up first.
+                let object = GitHubObject::CheckRun {
+                    attempt_id: queued.attempt_id,
+                };
                 let to = e.maybe_applied.then_some(MAYBE_CREATED);
                 records::settle_github_claim(&self.db, object, queued.claim, to).await?;
                 Err(e.into())
@@ -598,6 +615,10 @@ pub const QUEUED_AT_ONCE: usize = 8;
 pub const UNREACHABLE_PAUSE: Duration = Duration::from_secs(1);
 /// Queued check runs waiting for the task; past this, they are handed to the worker.
 const QUEUED_WAITING: usize = 4096;
+/// How long the id of a created queued check run waits for others to be stored with it.
+pub const STORE_LINGER: Duration = Duration::from_millis(25);
+/// The most ids stored in one statement.
+const STORE_AT_ONCE: usize = 256;
 
 impl std::fmt::Debug for QueuedCheckRuns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -649,6 +670,8 @@ impl QueuedCheckRuns {
 
 async fn create_queued(reporter: Reporter, mut receiver: tokio::sync::mpsc::Receiver<QueuedOn>) {
     use futures::StreamExt as _;
+    let (created, to_store) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(store_created(reporter.db.clone(), to_store));
     let mut group = Vec::new();
     let mut paused_until: Option<tokio::time::Instant> = None;
     while receiver.recv_many(&mut group, QUEUED_WAITING).await > 0 {
@@ -668,7 +691,7 @@ async fn create_queued(reporter: Reporter, mut receiver: tokio::sync::mpsc::Rece
             QUEUED_AT_ONCE
         };
         let outcomes: Vec<Shown> = futures::stream::iter(batch)
-            .map(|on| try_queued(reporter.clone(), unreachable.clone(), on))
+            .map(|on| try_queued(reporter.clone(), unreachable.clone(), created.clone(), on))
             .buffer_unordered(at_once)
             .collect()
             .await;
@@ -710,10 +733,11 @@ enum Shown {
 }
 
 /// Creates one queued check run unless GitHub was just found `unreachable` (set here when a try
-/// cannot reach it).
+/// cannot reach it), and hands its id to [`store_created`].
 async fn try_queued(
     reporter: Reporter,
     unreachable: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    created: tokio::sync::mpsc::UnboundedSender<(i64, i64)>,
     on: QueuedOn,
 ) -> Shown {
     use std::sync::atomic::Ordering;
@@ -721,10 +745,14 @@ async fn try_queued(
         return Shown::NotTried(on);
     }
     match reporter
-        .queued_check_run(on.installation, &on.repo, &on.run)
+        .create_queued_check_run(on.installation, &on.repo, &on.run)
         .await
     {
-        Ok(()) => Shown::Created,
+        Ok(id) => {
+            // The storing task outlives every sender; this fails only if it panicked.
+            let _ = created.send((on.run.attempt_id, id));
+            Shown::Created
+        }
         Err(e) => {
             if let ReportError::GitHub(g) = &e
                 && g.status.is_none()
@@ -735,6 +763,40 @@ async fn try_queued(
             tracing::debug!(attempt = on.run.attempt_id, error = %e, "could not show the queued check run; the worker will");
             Shown::Failed
         }
+    }
+}
+
+/// Stores the ids of created queued check runs, `(attempt id, check run id)`, many in one
+/// statement: the first waits [`STORE_LINGER`] for others to arrive. At a steady rate of
+/// deliveries a write each would double the database's commits, and each delivery's commit
+/// would often queue behind one: on PostgreSQL every commit is a flush of its log to disk, on
+/// SQLite the one write lock, whose holder another transaction waits for (sleeping at least a
+/// millisecond). Until its id is stored a check run's claim holds, and a worker that needs it
+/// waits (polling every [`CLAIM_POLL`]). An id that cannot be stored after a few tries is left:
+/// the claim's lease runs out and the worker finds the check run on GitHub before creating one.
+async fn store_created(
+    db: DatabaseConnection,
+    mut created: tokio::sync::mpsc::UnboundedReceiver<(i64, i64)>,
+) {
+    let mut batch = Vec::with_capacity(STORE_AT_ONCE);
+    while created.recv_many(&mut batch, STORE_AT_ONCE).await > 0 {
+        tokio::time::sleep(STORE_LINGER).await;
+        while batch.len() < STORE_AT_ONCE {
+            match created.try_recv() {
+                Ok(one) => batch.push(one),
+                Err(_) => break,
+            }
+        }
+        let mut tries = 0;
+        while let Err(e) = records::store_check_run_ids(&db, &batch).await {
+            tries += 1;
+            if tries == 3 {
+                tracing::warn!(check_runs = batch.len(), error = %e, "could not store the ids of queued check runs; the worker looks them up when their claims run out");
+                break;
+            }
+            tokio::time::sleep(CLAIM_POLL).await;
+        }
+        batch.clear();
     }
 }
 

@@ -428,3 +428,48 @@ async fn sqlite_log_is_copied_back_by_a_task_not_by_commits() -> anyhow::Result<
     db.close_by_ref().await?;
     test_db.drop_database().await
 }
+
+/// The queued check runs' ids are stored many to a statement (`reporter::STORE_LINGER`): each
+/// attempt gets its own id, over a claim or an earlier id, and no other attempt is touched.
+async fn check_run_ids_are_stored_together(engine: Engine) -> anyhow::Result<()> {
+    use previewd::previews::records::store_check_run_ids;
+    let test_db = TestDatabase::create(engine).await?;
+    let db = test_db.connect().await?;
+    Migrator::up(&db, None).await?;
+    insert_everything(&db).await?;
+    for (id, attempt) in [(2, 2), (3, 3), (4, 4)] {
+        let mut row = an_attempt(id, 1, attempt);
+        row.check_run_id = Some(-1_900_000_000_000 - id); // a claim
+        row.into_active_model().insert(&db).await?;
+    }
+    store_check_run_ids(&db, &[]).await?;
+    store_check_run_ids(&db, &[(2, 9_000_000_002), (4, 9_000_000_004), (1, 5)]).await?;
+    let mut ids: Vec<(i64, Option<i64>)> = deploy_attempt::Entity::find()
+        .all(&db)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.check_run_id))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            (1, Some(5)),
+            (2, Some(9_000_000_002)),
+            (3, Some(-1_900_000_000_003)),
+            (4, Some(9_000_000_004)),
+        ]
+    );
+    db.close().await?;
+    test_db.drop_database().await
+}
+
+#[tokio::test]
+async fn sqlite_check_run_ids_are_stored_together() -> anyhow::Result<()> {
+    check_run_ids_are_stored_together(Engine::Sqlite).await
+}
+
+#[tokio::test]
+async fn postgres_check_run_ids_are_stored_together() -> anyhow::Result<()> {
+    check_run_ids_are_stored_together(Engine::Postgres).await
+}

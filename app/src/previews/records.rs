@@ -1280,6 +1280,28 @@ pub async fn store_github_object(
     }
 }
 
+/// Stores the ids of created check runs, `(attempt id, check run id)`, over whatever their
+/// columns held: one statement for all of them.
+pub async fn store_check_run_ids(
+    db: &impl ConnectionTrait,
+    created: &[(i64, i64)],
+) -> Result<(), DbErr> {
+    let Some(&(first_attempt, first_id)) = created.first() else {
+        return Ok(());
+    };
+    let column = deploy_attempt::Column::CheckRunId;
+    let ids = created.iter().skip(1).fold(
+        Expr::case(deploy_attempt::Column::Id.eq(first_attempt), first_id),
+        |case, &(attempt, id)| case.case(deploy_attempt::Column::Id.eq(attempt), id),
+    );
+    deploy_attempt::Entity::update_many()
+        .col_expr(column, ids.finally(Expr::col(column)).into())
+        .filter(deploy_attempt::Column::Id.is_in(created.iter().map(|(attempt, _)| *attempt)))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
 /// Ends an unsuccessful claim: back to empty (`None`: GitHub surely made nothing), or to
 /// [`MAYBE_CREATED`]. Does nothing if the claim is no longer the column's.
 pub async fn settle_github_claim(
