@@ -352,6 +352,16 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
         );
     }
 
+    // What one durable commit costs at least on this disk: PostgreSQL flushes its log at every
+    // commit, SQLite (`synchronous = NORMAL`) at every checkpoint.
+    let flushes = disk_flushes(200)?;
+    println!(
+        "disk flush (8 KB write + fdatasync, {}): p50 {}  p99 {}",
+        flushes.len(),
+        ms(percentile(&flushes, 0.50)),
+        ms(percentile(&flushes, 0.99))
+    );
+
     // Latency at a steady 200 webhooks/s for 10 s.
     let answers_before = answer_times(&client, &url).await?;
     let rate = 200u64;
@@ -407,6 +417,26 @@ async fn intake(engine: Engine) -> anyhow::Result<()> {
     drop(app);
     db.drop_database().await?;
     previewd_tests::clear_redis_prefix(&prefix).await
+}
+
+/// `count` times an 8 KB write and `fdatasync` of a file in the temporary directory (the
+/// filesystem the bench's databases are on here), sorted.
+fn disk_flushes(count: usize) -> anyhow::Result<Vec<Duration>> {
+    use std::io::Write as _;
+    let path = std::env::temp_dir().join(format!("previewd-bench-flush-{}", std::process::id()));
+    let mut file = std::fs::File::create(&path)?;
+    let block = vec![0x5a_u8; 8192];
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        let start = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        times.push(start.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    times.sort();
+    Ok(times)
 }
 
 /// Hostile traffic at the webhook door, against an app of its own (so that its peak is the
