@@ -103,16 +103,11 @@ pub async fn connect_database(config: &StoreConfig) -> anyhow::Result<DatabaseCo
         .sqlx_logging(false)
         // SQLite: write-ahead logging lets readers run beside the one writer, and writers wait
         // for each other instead of failing with "database is locked". A long-running process
-        // copies the log back itself ([`spawn_checkpointer`]); the commit that takes the log
-        // past `wal_autocheckpoint` pages does it only if that falls far behind.
+        // copies the log back itself ([`spawn_checkpointer`]).
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
-                .pragma(
-                    "wal_autocheckpoint",
-                    SQLITE_AUTOCHECKPOINT_PAGES.to_string(),
-                )
         });
     Database::connect(options)
         .await
@@ -120,23 +115,21 @@ pub async fn connect_database(config: &StoreConfig) -> anyhow::Result<DatabaseCo
         .context("cannot connect to the database (DATABASE_URL)")
 }
 
-/// The write-ahead log's length, in pages, at which the committing connection copies it back
-/// into the database itself (SQLite's own default is 1,000): a safety net for when
-/// [`spawn_checkpointer`] falls behind, far above what it leaves between its rounds.
-const SQLITE_AUTOCHECKPOINT_PAGES: u32 = 16_384;
-
 /// How soon the checkpointer looks again after it found new writes, and the longest it waits
 /// when it finds none (doubling its wait each time).
 const CHECKPOINT_BUSY: Duration = Duration::from_millis(100);
 const CHECKPOINT_IDLE: Duration = Duration::from_secs(2);
 
 /// Copies a SQLite database's write-ahead log back into the database file from a task of its
-/// own, on a pooled connection, so that no commit waits for it. Left to SQLite, the commit that
-/// takes the log past 1,000 pages does it before it returns — with `synchronous = NORMAL`, a
-/// flush of the log to disk, the copy and a flush of the database file — and whichever
-/// delivery commits then waits for all of it: the tail of the intake's latency. A `PASSIVE`
-/// checkpoint neither waits for nor blocks the writer and readers. Ends when the pool is
-/// closed.
+/// own, on a pooled connection, so that commits seldom wait for it. Left to SQLite, the commit
+/// that takes the log past 1,000 pages (`wal_autocheckpoint`) does it before it returns — with
+/// `synchronous = NORMAL`, a flush of the log to disk, the copy and a flush of the database file
+/// — and whichever delivery commits then waits for all of it: the tail of the intake's latency.
+/// A `PASSIVE` checkpoint neither waits for nor blocks the writer and readers; once it has
+/// copied everything, the next transaction starts the log from its beginning, so at a steady
+/// rate the log never reaches SQLite's threshold. Under a load that keeps the writer busy
+/// meanwhile it cannot copy everything, and SQLite's own checkpoint still runs at the
+/// threshold, with most of the log already copied by this one. Ends when the pool is closed.
 fn spawn_checkpointer(db: DatabaseConnection) {
     use sea_orm::{ConnectionTrait as _, DbErr, Statement, error::ConnAcquireErr};
     tokio::spawn(async move {
