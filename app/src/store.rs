@@ -116,9 +116,12 @@ pub async fn connect_database(config: &StoreConfig) -> anyhow::Result<DatabaseCo
 }
 
 /// How soon the checkpointer looks again after it found new writes, and the longest it waits
-/// when it finds none (doubling its wait each time).
+/// when it finds none (doubling its wait each time). The longest is short so that, when writes
+/// resume after a quiet spell, its first round comes before they take the log far: a wait of
+/// seconds at a few hundred deliveries a second would leave the first commit past SQLite's
+/// threshold to checkpoint itself.
 const CHECKPOINT_BUSY: Duration = Duration::from_millis(100);
-const CHECKPOINT_IDLE: Duration = Duration::from_secs(2);
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(500);
 
 /// Copies a SQLite database's write-ahead log back into the database file from a task of its
 /// own, on a pooled connection, so that commits seldom wait for it. Left to SQLite, the commit
